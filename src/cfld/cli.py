@@ -1,0 +1,77 @@
+"""The `cfld` command line.
+
+The CLI only parses arguments and delegates (design §4.5).  Every sub-command lives in its own
+module under :mod:`cfld.commands` and exposes ``register(subparsers)``, which adds its parser and
+sets ``func`` (a callable taking the parsed namespace and returning an exit code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# Order = order in `cfld --help`.  A module that is absent (feature not built yet) is skipped.
+COMMAND_MODULES: tuple[str, ...] = (
+    "demo",
+    "generate",
+    "train",
+    "evaluate",
+    "convert",
+    "info",
+    "data",
+    "pose",
+    "edit",
+    "animate",
+    "app",
+)
+
+
+class CLIError(ValueError):
+    """A user error on the command line: printed as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the top-level parser with every available sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="cfld",
+        description="Coarse-to-Fine Latent Diffusion for pose-guided person image synthesis.",
+    )
+    from cfld import __version__
+
+    parser.add_argument("--version", action="version", version=f"cfld {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"cfld.commands.{name}")
+        except ModuleNotFoundError as err:
+            if err.name == f"cfld.commands.{name}":
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `cfld` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        code = args.func(args)
+    except (ValueError, FileNotFoundError) as err:
+        # User errors (bad files, bad arguments, mismatched checkpoints) end in one clear line,
+        # not a traceback.  Internal bugs are other exception types and keep their traceback.
+        print(f"cfld {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return int(code or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

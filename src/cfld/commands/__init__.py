@@ -1,0 +1,1 @@
+"""Sub-commands of the `cfld` CLI, one module each (see :mod:`cfld.cli`)."""
