@@ -1,0 +1,80 @@
+"""Strict, safe loading and atomic saving of model folders (safetensors + config.json)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor, nn
+
+WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
+
+
+class CheckpointMismatchError(ValueError):
+    """The checkpoint does not fit the architecture built from the configuration."""
+
+
+def _listing(items: list[str], limit: int = 20) -> str:
+    head = "\n    ".join(items[:limit])
+    return head + (f"\n    ... and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def check_state_dict(model: nn.Module, state: Mapping[str, Tensor], hint: str = "") -> None:
+    """Raise :class:`CheckpointMismatchError` listing missing/unexpected keys and bad shapes."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = sorted(
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in set(expected) & set(state) if tuple(state[k].shape) != tuple(expected[k].shape)
+    )
+    if not (missing or unexpected or shapes):
+        return
+    parts = []
+    if missing:
+        parts.append(f"missing keys ({len(missing)}):\n    {_listing(missing)}")
+    if unexpected:
+        parts.append(f"unexpected keys ({len(unexpected)}):\n    {_listing(unexpected)}")
+    if shapes:
+        parts.append(f"shape mismatches ({len(shapes)}):\n    {_listing(shapes)}")
+    raise CheckpointMismatchError(
+        "checkpoint does not match the model built from the configuration:\n  "
+        + "\n  ".join(parts) + (f"\n  {hint}" if hint else "")
+    )
+
+
+def load_state_strict(model: nn.Module, state: Mapping[str, Tensor], hint: str = "",
+                      assign: bool = False) -> None:
+    """``load_state_dict(strict=True)`` with one readable error listing every problem."""
+    check_state_dict(model, state, hint)
+    model.load_state_dict(dict(state), strict=True, assign=assign)
+
+
+def atomic_save_dir(out_dir: str | os.PathLike, write: Any) -> Path:
+    """Call ``write(tmp_dir)`` then move ``tmp_dir`` to ``out_dir`` (replacing it).
+
+    A crash mid-write never leaves a half-written folder where a good one was.
+    """
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp.", dir=out.parent))
+    os.chmod(tmp, 0o755)  # mkdtemp makes 0700 folders; a model folder is meant to be shared
+    try:
+        write(tmp)
+        if out.exists():
+            backup = out.with_name(f".{out.name}.old")
+            if backup.exists():
+                shutil.rmtree(backup)
+            os.replace(out, backup)
+            os.replace(tmp, out)
+            shutil.rmtree(backup)
+        else:
+            os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
