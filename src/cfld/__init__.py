@@ -16,6 +16,7 @@ _LAZY = {
     "CFLDModel": "cfld.models.cfld",
     "CFLDConditions": "cfld.models.cfld",
     "CFLDPipeline": "cfld.pipelines.pipeline_cfld",
+    "PixelUnshuffleAutoencoder": "cfld.models.pixel_autoencoder",
     "get_preset": "cfld.presets",
     "PRESETS": "cfld.presets",
 }

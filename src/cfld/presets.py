@@ -23,7 +23,7 @@ class Preset:
     Attributes:
         name: Preset name.
         model: Keyword arguments of :class:`cfld.CFLDModel`.
-        image_size: (H, W) of the images the UNet generates (through the VAE, /8 → latent).
+        image_size: (H, W) of the images the UNet generates (through the autoencoder → latent).
         test_size: (H, W) at which outputs are evaluated (generated images are resized to it).
         pose_size: (H, W) of the 21-channel pose map fed to H_P.
         description: One line for ``cfld info``.
@@ -35,7 +35,9 @@ class Preset:
     test_size: tuple[int, int]
     pose_size: tuple[int, int]
     description: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: ``{"type": "sd_vae"}`` (SD-1.5 AutoencoderKL, user-supplied) or
+    #: ``{"type": "pixel_unshuffle", "factor": f}`` (parameter-free, pixel-space diffusion).
+    autoencoder: dict[str, Any] = field(default_factory=lambda: {"type": "sd_vae"})
 
     @property
     def source_size(self) -> int:
@@ -64,8 +66,9 @@ _TINY_MODEL: dict[str, Any] = {
     "unet_config": _unet(sample_size=16, block_out_channels=[32, 32, 64, 32], cross_attention_dim=32),
 }
 
-# Small model for procedural people: 128×88 images squashed to 128² (as the authors squash
-# 256×176 to 512²), generated in pixel space or through our small VAE (see cfld.training).
+# Small model for procedural people: images squashed to 64² (as the authors squash 256×176 to
+# 512²) and diffused in pixel space through a 4× pixel-unshuffle "autoencoder" (48×16×16
+# latents, cfld.models.pixel_autoencoder); evaluated at 64×44.
 _SYNTHETIC_MODEL: dict[str, Any] = {
     "source_encoder_config": {"img_size": 64, "embed_dim": 16, "depths": [1, 1, 2, 1],
                        "num_heads": [1, 2, 4, 8], "window_size": 8, "drop_path_rate": 0.0},
@@ -78,8 +81,9 @@ _SYNTHETIC_MODEL: dict[str, Any] = {
         "depth": 1,
     },
     "pose_adapter_config": {"in_channels": 32, "channels": [32, 64, 128]},
-    "unet_config": _unet(sample_size=16, block_out_channels=[32, 64, 128, 128], cross_attention_dim=64,
-                  attention_head_dim=4),
+    "unet_config": _unet(sample_size=16, in_channels=48, out_channels=48,
+                         block_out_channels=[32, 64, 128, 128], cross_attention_dim=64,
+                         attention_head_dim=4),
     "unet_trainable": "all",
 }
 
@@ -90,8 +94,9 @@ PRESETS: dict[str, Preset] = {
                           "paper model (Table 1), evaluated at 512×352"),
     "tiny": Preset("tiny", _TINY_MODEL, (128, 128), (64, 44), (64, 64),
                    "toy widths for CPU tests (= the official_tiny fixture)"),
-    "synthetic": Preset("synthetic", _SYNTHETIC_MODEL, (128, 128), (128, 88), (64, 64),
-                        "small model trained on procedural people (shipped)"),
+    "synthetic": Preset("synthetic", _SYNTHETIC_MODEL, (64, 64), (64, 44), (64, 64),
+                        "small model trained on procedural people (shipped)",
+                        autoencoder={"type": "pixel_unshuffle", "factor": 4}),
 }
 
 

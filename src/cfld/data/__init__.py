@@ -1,1 +1,50 @@
-"""cfld.data."""
+"""cfld.data: DeepFashion In-Shop (authors' file format) and our procedural people."""
+
+from cfld.data.deepfashion import (
+    ANNOTATION_TEST,
+    ANNOTATION_TRAIN,
+    PAIRS_TEST,
+    PAIRS_TRAIN,
+    TEST_DIR,
+    TEST_LST,
+    TRAIN_DIR,
+    TRAIN_LST,
+    CheckReport,
+    DataError,
+    DeepFashionTest,
+    DeepFashionTrain,
+    FidRealSet,
+    check,
+    check_root,
+    load_image,
+    prepare,
+    read_annotations,
+    read_pairs,
+)
+from cfld.data.synthetic import PART_LABELS, make_sample_root, pair_silhouette_iou, synthesize
+
+__all__ = [
+    "ANNOTATION_TEST",
+    "ANNOTATION_TRAIN",
+    "PAIRS_TEST",
+    "PAIRS_TRAIN",
+    "PART_LABELS",
+    "TEST_DIR",
+    "TEST_LST",
+    "TRAIN_DIR",
+    "TRAIN_LST",
+    "CheckReport",
+    "DataError",
+    "DeepFashionTest",
+    "DeepFashionTrain",
+    "FidRealSet",
+    "check",
+    "check_root",
+    "load_image",
+    "make_sample_root",
+    "pair_silhouette_iou",
+    "prepare",
+    "read_annotations",
+    "read_pairs",
+    "synthesize",
+]

@@ -1,0 +1,44 @@
+"""`cfld pose IMAGE --out kp.json`: estimate COCO-18 keypoints from a photo, offline."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    """Add the `pose` command to the CLI."""
+    p = subparsers.add_parser("pose", help="estimate COCO-18 keypoints of the person in a photo")
+    p.add_argument("image", help="photo of one person")
+    p.add_argument("--out", required=True, help="keypoint JSON to write")
+    p.add_argument(
+        "--frame",
+        default=None,
+        help="express keypoints in this HxW frame (e.g. 256x176); default the photo's size",
+    )
+    p.add_argument("--skeleton", default=None, help="also save a skeleton image (PNG) here")
+    p.add_argument("--backend", default="mediapipe", help="estimator backend (default mediapipe)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Estimate keypoints and write them as JSON (and optionally a skeleton image)."""
+    from cfld.data.deepfashion import load_image
+    from cfld.pose.estimate import estimate_keypoints, get_estimator
+    from cfld.pose.keypoints import parse_size
+    from cfld.pose.render import render_skeleton_image
+
+    frame = parse_size(args.frame) if args.frame else None
+    image = load_image(args.image)
+    kp = estimate_keypoints(image, frame=frame, estimator=get_estimator(args.backend))
+    kp.to_json(args.out)
+    h, w = kp.frame
+    print(f"wrote {int(kp.present.sum())}/18 joints in frame {h}x{w} to {args.out}")
+    if args.skeleton:
+        out = Path(args.skeleton)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp.png")
+        render_skeleton_image(kp).save(tmp)
+        tmp.replace(out)
+    return 0

@@ -1,0 +1,364 @@
+"""CFLDPipeline: pose-guided person image synthesis with any diffusers scheduler.
+
+One ``__call__`` with numbered steps (design §4.4).  Compared with the authors' sampler
+(facts §7): the conditions are computed once per image and reused at every step, all guidance
+branches of a step run in one batched UNet call, nothing is deep-copied per step, the initial
+noise is scaled by the scheduler's ``init_noise_sigma`` (correct for Euler-type schedulers),
+and every random draw comes from the caller's ``generator``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import DDPMScheduler, DiffusionPipeline
+from diffusers.utils.torch_utils import randn_tensor
+from PIL import Image
+from torch import Tensor
+
+from cfld.models.cfld import CFLDConditions, CFLDModel
+from cfld.pipelines.guidance import GuidanceScales, branch_conditions, get_guidance
+from cfld.pipelines.inputs import broadcast_batch, prepare_pose, prepare_source
+
+#: The authors' noise schedule (pretrained_models/scheduler, loaded as DDPM; facts §6.2).
+OFFICIAL_SCHEDULER_CONFIG: dict[str, Any] = {
+    "num_train_timesteps": 1000,
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "clip_sample": False,
+    "prediction_type": "epsilon",
+    "timestep_spacing": "leading",
+    "steps_offset": 1,
+    "set_alpha_to_one": False,
+}
+
+#: DeepFashion's aspect (W/H) that the authors' 512² squashed outputs are resized back to.
+DEEPFASHION_ASPECT = 176 / 256
+
+
+def official_scheduler() -> DDPMScheduler:
+    """DDPMScheduler with the authors' configuration (scaled-linear betas, leading, offset 1)."""
+    return DDPMScheduler(**{k: v for k, v in OFFICIAL_SCHEDULER_CONFIG.items()
+                            if k != "set_alpha_to_one"})
+
+
+@dataclass
+class CFLDPipelineOutput:
+    """Result of :class:`CFLDPipeline`.
+
+    Attributes:
+        images: PIL images, an array (B, H, W, 3) in [0, 1], a tensor (B, 3, H, W) in [0, 1],
+            or the final latents (``output_type="latent"``).
+        pose_maps: The target pose maps used (B, 21, H, W), e.g. for visualisation.
+    """
+
+    images: list[Image.Image] | np.ndarray | Tensor
+    pose_maps: Tensor | None = None
+
+
+def autoencoder_factor(vae: Any) -> int:
+    """Spatial reduction of an autoencoder (8 for SD's VAE)."""
+    if vae is None:
+        return 8
+    cfg = vae.config
+    if "factor" in cfg:
+        return int(cfg["factor"])
+    return 2 ** (len(cfg["block_out_channels"]) - 1)
+
+
+def resize_output(images: Tensor, size: Sequence[int]) -> Tensor:
+    """Resize generated images in [0, 1] to the evaluation size as the authors do (facts §7.5):
+    torch bicubic with antialias (a squashed square output gets back its aspect)."""
+    if tuple(images.shape[-2:]) == tuple(size):
+        return images
+    return F.interpolate(images, size=tuple(size), mode="bicubic", antialias=True,
+                         align_corners=False).clamp(0, 1)
+
+
+def quantize(images: Tensor) -> Tensor:
+    """×255, clamp, truncate to uint8 (the authors' quantisation, facts §7.5) → uint8 tensor."""
+    return (images * 255).clamp(0, 255).to(torch.uint8)
+
+
+class CFLDPipeline(DiffusionPipeline):
+    """Source photo + target pose → the person in that pose (paper Fig. 2, Eq. 7).
+
+    Args:
+        model: The CFLD network ε_θ.
+        scheduler: Any diffusers scheduler (default in :meth:`from_pretrained`: the authors'
+            DDPM configuration).
+        vae: The autoencoder (SD-1.5 ``AutoencoderKL`` or our pixel autoencoder); may be
+            ``None`` when only latents are wanted.
+        output_size: Default (H, W) of the returned images (``None``: DeepFashion's aspect at
+            half the generated height, i.e. 256×176 for 512² generation).
+    """
+
+    model_cpu_offload_seq = "model->vae"
+    _optional_components = ["vae"]
+
+    def __init__(self, model: CFLDModel, scheduler: Any, vae: Any = None,
+                 output_size: list[int] | None = None) -> None:
+        super().__init__()
+        self.register_modules(model=model, scheduler=scheduler, vae=vae)
+        self.register_to_config(output_size=list(output_size) if output_size else None)
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike,
+                        **kwargs: Any) -> CFLDPipeline:
+        """Load a pipeline folder, or a bare model folder written by ``cfld convert``.
+
+        A bare model folder (config.json of a CFLDModel, no model_index.json) gets the
+        scheduler from ``scheduler_config.json`` / ``scheduler/`` in it if present (loaded as
+        DDPM, as the authors do whatever class name the file records, facts §6.2), else the
+        authors' DDPM configuration; the VAE from ``vae/`` in it or the ``vae=`` argument.
+        """
+        folder = Path(pretrained_model_name_or_path)
+        if (folder / "model_index.json").is_file() or not (folder / "config.json").is_file():
+            return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        model = CFLDModel.from_pretrained(folder, torch_dtype=kwargs.pop("torch_dtype", None))
+        scheduler = kwargs.pop("scheduler", None) or _scheduler_from_folder(folder)
+        vae = kwargs.pop("vae", None)
+        if vae is None and (folder / "vae" / "config.json").is_file():
+            from cfld.models.pretrained import load_vae
+
+            vae = load_vae(folder / "vae")
+        elif isinstance(vae, (str, os.PathLike)):
+            from cfld.models.pretrained import load_vae
+
+            vae = load_vae(vae)
+        return cls(model=model, scheduler=scheduler, vae=vae,
+                   output_size=kwargs.pop("output_size", None))
+
+    # ------------------------------------------------------------------ geometry
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        """(C, h, w) of the latent the UNet denoises."""
+        cfg = self.model.unet.config
+        size = cfg.sample_size
+        h, w = (size, size) if isinstance(size, int) else tuple(size)
+        return cfg.in_channels, h, w
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(H, W) of the generated (square, squashed) image."""
+        _, h, w = self.latent_shape
+        f = autoencoder_factor(self.vae)
+        return h * f, w * f
+
+    @property
+    def pose_size(self) -> tuple[int, int]:
+        """(H, W) of the pose map H_P expects (the latent size × its unshuffle factor)."""
+        _, h, w = self.latent_shape
+        f = self.model.pose_adapter.downscale_factor
+        return h * f, w * f
+
+    @property
+    def default_output_size(self) -> tuple[int, int]:
+        """(H, W) of returned images unless ``output_size``/``keep_square`` says otherwise."""
+        if self.config.output_size:
+            return tuple(self.config.output_size)
+        h = self.image_size[0] // 2
+        return h, int(round(h * DEEPFASHION_ASPECT))
+
+    # ------------------------------------------------------------------ conditions
+    @torch.no_grad()
+    def encode_conditions(self, source_image: Any, target_pose: Any,
+                          pose_estimator: Any = None) -> tuple[CFLDConditions, Tensor]:
+        """Conditions (computed once per image) and the pose maps used."""
+        device, dtype = self._execution_device, self.model.dtype
+        source = prepare_source(source_image, self.model.source_size)
+        pose = prepare_pose(target_pose, self.pose_size, self.model.pose_channels,
+                            pose_estimator)
+        source, pose = broadcast_batch(source, pose)
+        cond = self.model.encode(source.to(device, dtype), pose.to(device, dtype))
+        return cond, pose
+
+    # ------------------------------------------------------------------ sampling
+    @torch.no_grad()
+    def __call__(
+        self,
+        source_image: Any = None,
+        target_pose: Any = None,
+        num_inference_steps: int = 50,
+        guidance_type: str = "uc_down_full",
+        scale_pose: float = 2.0,
+        scale_app: float = 2.0,
+        guidance_scale: float | None = None,
+        guidance_scales: GuidanceScales | dict[str, float] | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        latents: Tensor | None = None,
+        output_type: str = "pil",
+        output_size: Sequence[int] | None = None,
+        keep_square: bool = False,
+        conditions: CFLDConditions | None = None,
+        eta: float = 0.0,
+        callback_on_step_end: Callable[..., dict[str, Tensor] | None] | None = None,
+        pose_estimator: Any = None,
+        return_dict: bool = True,
+    ) -> CFLDPipelineOutput | tuple:
+        """Generate the source person in the target pose.
+
+        Args:
+            source_image: PIL image / path / (H, W, 3) array / tensor (B, 3, h, w) in [-1, 1],
+                or a list of them.
+            target_pose: :class:`~cfld.pose.Keypoints`, a keypoint JSON path or dict, a pose
+                map tensor (B, 21, H, W), a skeleton image, or a photo of a person (pose
+                estimated offline), or a list of them.
+            num_inference_steps: Denoising steps (paper: 50 DDPM steps).
+            guidance_type: One of :data:`~cfld.pipelines.guidance.GUIDANCE_TYPES`
+                (default ``uc_down_full`` = Eq. 7).
+            scale_pose: w_pose of Eq. (7) (official ``DOWN_BLOCK_GUIDANCE_SCALE``).
+            scale_app: w_app of Eq. (7) (official ``FULL_GUIDANCE_SCALE``).
+            guidance_scale: If given, sets every guidance scale to this value.
+            guidance_scales: Full control by official name (``full``, ``down``, ``all``,
+                ``cond``); overrides the above.
+            generator: Seeds the initial noise and every stochastic scheduler step.
+            latents: Initial latent z_T (used as given, like the authors' code).
+            output_type: ``pil``, ``np``, ``pt`` (float in [0, 1]) or ``latent``.
+            output_size: (H, W) of returned images (default :attr:`default_output_size`).
+            keep_square: Return the generated square image without resizing.
+            conditions: Precomputed conditions (skips the encoders; e.g. interpolated).
+            eta: DDIM η (ignored by schedulers without it).
+            callback_on_step_end: ``fn(pipe, step, t, {"latents": z})`` after each step; may
+                return ``{"latents": new_z}`` (used by mask-based editing).
+            pose_estimator: Backend for photos given as target pose (default MediaPipe).
+            return_dict: Return a :class:`CFLDPipelineOutput` (else a tuple).
+        """
+        device = self._execution_device
+        dtype = self.model.dtype
+        guidance = get_guidance(guidance_type)
+        scales = _scales(scale_pose, scale_app, guidance_scale, guidance_scales)
+        if output_type not in ("pil", "np", "pt", "latent"):
+            raise ValueError(f"output_type must be pil, np, pt or latent, got {output_type!r}")
+        if output_type != "latent" and self.vae is None:
+            raise ValueError("this pipeline has no VAE, so it can only return latents: pass "
+                             "vae=... to from_pretrained (SD-1.5 AutoencoderKL folder) or use "
+                             "output_type='latent'")
+
+        # 1. Conditions: once per image, reused at every step (they do not depend on t).
+        pose_maps = None
+        if conditions is None:
+            if source_image is None or target_pose is None:
+                raise ValueError("give source_image and target_pose (or precomputed conditions)")
+            conditions, pose_maps = self.encode_conditions(source_image, target_pose,
+                                                           pose_estimator)
+        batch = conditions.batch_size
+        n_branches = len(guidance.branches)
+        # All guidance branches of a step go through the UNet as one batch (facts §7.3).
+        branched = branch_conditions(guidance, conditions, self.model.uncond_prompt)
+        branched = branched.to(device=device, dtype=dtype)
+
+        # 2. Timesteps.
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps = self.scheduler.timesteps
+
+        # 3. Initial noise: z_T ~ N(0, I) scaled for the scheduler (σ_max for Euler-type).
+        shape = (batch, *self.latent_shape)
+        if latents is None:
+            latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+            latents = latents * self.scheduler.init_noise_sigma
+        else:
+            if tuple(latents.shape) != shape:
+                raise ValueError(f"latents must have shape {shape}, got {tuple(latents.shape)}")
+            latents = latents.to(device=device, dtype=dtype)
+        step_kwargs = self._step_kwargs(generator, eta)
+
+        # 4. Denoising loop.
+        with self.progress_bar(total=len(timesteps)) as bar:
+            for i, t in enumerate(timesteps):
+                model_in = torch.cat([latents] * n_branches)
+                model_in = self.scheduler.scale_model_input(model_in, t)
+                eps = self.model.predict_noise(model_in, t, branched)
+                eps = guidance.combine(eps.chunk(n_branches), scales)  # Eq. (7)
+                latents = self.scheduler.step(eps, t, latents, **step_kwargs).prev_sample
+                if callback_on_step_end is not None:
+                    out = callback_on_step_end(self, i, t, {"latents": latents})
+                    if out and "latents" in out:
+                        latents = out["latents"]
+                bar.update()
+
+        # 5. Decode and resize to the evaluation size.
+        if output_type == "latent":
+            images: Any = latents
+        else:
+            images = self.decode_latents(latents)
+            if not keep_square:
+                images = resize_output(images, output_size or self.default_output_size)
+            images = self.postprocess(images, output_type)
+        if not return_dict:
+            return (images,)
+        return CFLDPipelineOutput(images=images, pose_maps=pose_maps)
+
+    # ------------------------------------------------------------------ helpers
+    def decode_latents(self, latents: Tensor) -> Tensor:
+        """Latents → images (B, 3, H, W) in [0, 1] (x·0.5 + 0.5, clamped; facts §7.5)."""
+        scale = float(self.vae.config.get("scaling_factor", 1.0))
+        vae_dtype = next(iter(self.vae.parameters()), latents).dtype
+        images = self.vae.decode(latents.to(vae_dtype) / scale).sample
+        return (images.float() * 0.5 + 0.5).clamp(0, 1)
+
+    def encode_images(self, images: Tensor, generator: torch.Generator | None = None,
+                      sample: bool = False) -> Tensor:
+        """Images (B, 3, H, W) in [-1, 1] → scaled latents (posterior mean, or a sample)."""
+        if self.vae is None:
+            raise ValueError("this pipeline has no VAE to encode images")
+        scale = float(self.vae.config.get("scaling_factor", 1.0))
+        vae_dtype = next(iter(self.vae.parameters()), images).dtype
+        dist = self.vae.encode(images.to(self._execution_device, vae_dtype)).latent_dist
+        z = dist.sample(generator) if sample else dist.mode()
+        return z.to(self.model.dtype) * scale
+
+    @staticmethod
+    def postprocess(images: Tensor, output_type: str) -> Any:
+        """Images in [0, 1] → PIL (authors' truncating uint8), numpy or tensor."""
+        if output_type == "pt":
+            return images
+        if output_type == "np":
+            return images.permute(0, 2, 3, 1).cpu().numpy()
+        arr = quantize(images).permute(0, 2, 3, 1).cpu().numpy()
+        return [Image.fromarray(a) for a in arr]
+
+    def _step_kwargs(self, generator: Any, eta: float) -> dict[str, Any]:
+        params = set(inspect.signature(self.scheduler.step).parameters)
+        kwargs: dict[str, Any] = {}
+        if "generator" in params:
+            kwargs["generator"] = generator
+        if "eta" in params:
+            kwargs["eta"] = eta
+        return kwargs
+
+
+def _scales(scale_pose: float, scale_app: float, guidance_scale: float | None,
+            guidance_scales: GuidanceScales | dict[str, float] | None) -> GuidanceScales:
+    if isinstance(guidance_scales, GuidanceScales):
+        return guidance_scales
+    if guidance_scale is not None:
+        base = GuidanceScales(guidance_scale, guidance_scale, guidance_scale, guidance_scale)
+    else:
+        base = GuidanceScales(full=scale_app, down=scale_pose)
+    if guidance_scales:
+        unknown = set(guidance_scales) - {"full", "down", "all", "cond"}
+        if unknown:
+            raise ValueError(f"unknown guidance scale(s) {sorted(unknown)}; use full, down, all, "
+                             "cond")
+        base = GuidanceScales(**{**base.__dict__, **guidance_scales})
+    return base
+
+
+def _scheduler_from_folder(folder: Path) -> DDPMScheduler:
+    for path in (folder / "scheduler_config.json", folder / "scheduler" / "scheduler_config.json"):
+        if path.is_file():
+            config = json.loads(path.read_text())
+            return DDPMScheduler.from_config(config)
+    return official_scheduler()

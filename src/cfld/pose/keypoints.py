@@ -1,0 +1,323 @@
+"""COCO-18 keypoints (OpenPose order) as a small immutable value.
+
+Coordinates are stored as ``(y, x)`` pixel positions inside a ``frame=(H, W)``, like the
+DeepFashion annotation files (facts §5.1): 18 joints, ``-1`` marks a missing joint, and a joint
+is missing as soon as either of its coordinates is ``-1``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+NUM_JOINTS = 18
+MISSING = -1.0
+# Frame of the DeepFashion annotation csv files (facts §5.1): 256 rows x 176 columns.
+DEEPFASHION_FRAME: tuple[int, int] = (256, 176)
+
+# OpenPose COCO-18 order (facts §5.1).  "R"/"L" are the person's own right/left.
+JOINT_NAMES: tuple[str, ...] = (
+    "nose",
+    "neck",
+    "right_shoulder",
+    "right_elbow",
+    "right_wrist",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+    "right_hip",
+    "right_knee",
+    "right_ankle",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "right_eye",
+    "left_eye",
+    "right_ear",
+    "left_ear",
+)
+
+# Index of the mirrored joint: a horizontal flip turns the person's right side into the left.
+FLIP_PERMUTATION: tuple[int, ...] = (0, 1, 5, 6, 7, 2, 3, 4, 11, 12, 13, 8, 9, 10, 15, 14, 17, 16)
+
+
+def _check_frame(frame: Sequence[int], what: str = "frame") -> tuple[int, int]:
+    """Return ``frame`` as a validated ``(H, W)`` tuple of positive ints."""
+    try:
+        h, w = (int(v) for v in frame)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{what} must be a pair (H, W) of positive integers, got {frame!r}"
+        ) from None
+    if h <= 0 or w <= 0 or (h, w) != tuple(frame):
+        raise ValueError(f"{what} must be a pair (H, W) of positive integers, got {frame!r}")
+    return h, w
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """Parse a size written ``HxW`` (e.g. ``256x176``) into ``(H, W)``.
+
+    Args:
+        text: the size string.
+
+    Returns:
+        ``(H, W)`` as positive ints.
+
+    Raises:
+        ValueError: when the string is not of the form ``HxW`` with positive integers.
+    """
+    parts = str(text).lower().replace("*", "x").split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise ValueError(
+            f"size must be written HxW with positive integers (e.g. 256x176), got {text!r}"
+        )
+    return _check_frame((int(parts[0]), int(parts[1])), "size")
+
+
+@dataclass(frozen=True, eq=False)
+class Keypoints:
+    """18 COCO keypoints of one person, in ``(y, x)`` pixel coordinates of ``frame``.
+
+    Attributes:
+        coords: read-only ``(18, 2)`` float64 array of ``(y, x)``; missing joints are ``(-1, -1)``.
+        frame: ``(H, W)`` of the image the coordinates refer to.
+    """
+
+    coords: np.ndarray
+    frame: tuple[int, int] = DEEPFASHION_FRAME
+
+    def __post_init__(self) -> None:
+        frame = _check_frame(self.frame)
+        arr = np.array(self.coords, dtype=np.float64, copy=True)
+        if arr.ndim != 2 or arr.shape[1] != 2:
+            raise ValueError(
+                "keypoints must be an array of shape (18, 2) of (y, x) pairs, "
+                f"got shape {arr.shape}"
+            )
+        if arr.shape[0] != NUM_JOINTS:
+            raise ValueError(
+                f"expected {NUM_JOINTS} COCO-18 joints, got {arr.shape[0]}; "
+                "keypoints must list all 18 joints, using -1 for missing ones"
+            )
+        if not np.isfinite(arr).all():
+            raise ValueError(
+                "keypoint coordinates must be finite numbers (use -1 for a missing joint)"
+            )
+        # facts §5.1: a joint is missing if either coordinate is -1; store both as -1.
+        missing = (arr == MISSING).any(axis=1)
+        arr[missing] = MISSING
+        present = ~missing
+        h, w = frame
+        bad = present & ((arr[:, 0] < 0) | (arr[:, 0] >= h) | (arr[:, 1] < 0) | (arr[:, 1] >= w))
+        if bad.any():
+            j = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"joint {j} ({JOINT_NAMES[j]}) at (y={arr[j, 0]:g}, x={arr[j, 1]:g}) is outside "
+                f"the {h}x{w} frame; coordinates must satisfy 0 <= y < {h} and 0 <= x < {w} "
+                "(use -1 for a missing joint, or pass the right frame)"
+            )
+        arr.setflags(write=False)
+        object.__setattr__(self, "coords", arr)
+        object.__setattr__(self, "frame", frame)
+
+    # ----------------------------------------------------------------------------- constructors
+    @classmethod
+    def missing(cls, frame: Sequence[int] = DEEPFASHION_FRAME) -> Keypoints:
+        """Keypoints with every joint missing.
+
+        Args:
+            frame: ``(H, W)`` of the frame.
+
+        Returns:
+            A ``Keypoints`` whose 18 joints are all ``-1``.
+        """
+        return cls(np.full((NUM_JOINTS, 2), MISSING), tuple(frame))
+
+    @classmethod
+    def from_strings(
+        cls, y_json: str, x_json: str, frame: Sequence[int] = DEEPFASHION_FRAME
+    ) -> Keypoints:
+        """Parse the two JSON lists of a DeepFashion annotation row (facts §5.1).
+
+        Args:
+            y_json: JSON list of 18 y coordinates, e.g. ``"[12, 30, -1, ...]"``.
+            x_json: JSON list of 18 x coordinates.
+            frame: frame of the coordinates; the annotation files use ``(256, 176)``.
+
+        Returns:
+            The parsed keypoints.
+
+        Raises:
+            ValueError: when a string is not a JSON list of 18 numbers or a joint lies outside
+                the frame.
+        """
+        lists = []
+        for axis, text in (("y", y_json), ("x", x_json)):
+            try:
+                values = json.loads(text)
+            except (TypeError, json.JSONDecodeError) as err:
+                raise ValueError(
+                    f"keypoints_{axis} is not a JSON list of {NUM_JOINTS} numbers: {text!r} ({err})"
+                ) from None
+            if not isinstance(values, list) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
+            ):
+                raise ValueError(
+                    f"keypoints_{axis} must be a JSON list of {NUM_JOINTS} numbers, got {text!r}"
+                )
+            if len(values) != NUM_JOINTS:
+                raise ValueError(
+                    f"keypoints_{axis} has {len(values)} values, expected {NUM_JOINTS} (COCO-18)"
+                )
+            lists.append(values)
+        coords = np.stack([np.asarray(v, dtype=float) for v in lists], axis=1)  # (18, 2)
+        return cls(coords, tuple(frame))
+
+    @classmethod
+    def from_json(cls, source: str | os.PathLike | Mapping[str, Any]) -> Keypoints:
+        """Read keypoints from a JSON file or an already-parsed dict.
+
+        The format is ``{"frame": [H, W], "keypoints": [[y, x], ... 18 pairs]}`` with ``[-1, -1]``
+        for a missing joint.
+
+        Args:
+            source: path of a ``.json`` file, or the dict itself.
+
+        Returns:
+            The keypoints.
+
+        Raises:
+            ValueError: when the content does not follow the format.
+            FileNotFoundError: when the path does not exist.
+        """
+        where = "keypoint dict"
+        if isinstance(source, Mapping):
+            data = source
+        else:
+            path = Path(source)
+            where = str(path)
+            if not path.is_file():
+                raise FileNotFoundError(f"keypoint file not found: {path}")
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path} is not valid JSON: {err}") from None
+        if not isinstance(data, Mapping) or "keypoints" not in data or "frame" not in data:
+            raise ValueError(
+                f"{where} must be an object with keys 'frame' ([H, W]) and 'keypoints' "
+                "(18 [y, x] pairs)"
+            )
+        try:
+            return cls(np.asarray(data["keypoints"], dtype=float), tuple(data["frame"]))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{where}: {err}") from None
+
+    # ----------------------------------------------------------------------------- serialisation
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON-ready dict ``{"frame": [H, W], "keypoints": [[y, x], ...]}``.
+
+        Whole-number coordinates are written as ints so that files round-trip exactly.
+        """
+
+        def num(v: float) -> int | float:
+            return int(v) if float(v).is_integer() else float(v)
+
+        return {
+            "frame": [int(self.frame[0]), int(self.frame[1])],
+            "keypoints": [[num(y), num(x)] for y, x in self.coords],
+        }
+
+    def to_json(self, path: str | os.PathLike) -> Path:
+        """Write the keypoints as JSON (atomically: temp file in the same folder, then rename).
+
+        Args:
+            path: destination file.
+
+        Returns:
+            The path written.
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(self.to_dict(), indent=None) + "\n"
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    def to_strings(self) -> tuple[str, str]:
+        """Return the DeepFashion annotation strings ``(keypoints_y, keypoints_x)``.
+
+        Coordinates are truncated to integers like the official files (which store ints).
+        """
+        ints = np.where(self.coords == MISSING, -1, np.trunc(self.coords)).astype(int)  # (18, 2)
+        return json.dumps(ints[:, 0].tolist()), json.dumps(ints[:, 1].tolist())
+
+    # ----------------------------------------------------------------------------- geometry
+    @property
+    def present(self) -> np.ndarray:
+        """Boolean mask ``(18,)``: True where the joint is present."""
+        return ~(self.coords == MISSING).any(axis=1)
+
+    @property
+    def y(self) -> np.ndarray:
+        """The ``(18,)`` y coordinates (``-1`` for missing joints)."""
+        return self.coords[:, 0]
+
+    @property
+    def x(self) -> np.ndarray:
+        """The ``(18,)`` x coordinates (``-1`` for missing joints)."""
+        return self.coords[:, 1]
+
+    def rescale(self, frame: Sequence[int]) -> Keypoints:
+        """Scale the coordinates to another frame (y by H2/H, x by W2/W); missing stay missing.
+
+        Args:
+            frame: the new ``(H2, W2)``.
+
+        Returns:
+            New keypoints in ``frame`` (float coordinates, not rounded).
+        """
+        h2, w2 = _check_frame(frame)
+        h, w = self.frame
+        out = self.coords.copy()
+        p = self.present
+        # Multiply first, then divide (same order as the pose renderer, facts §5.4).
+        out[p, 0] = out[p, 0] * h2 / h
+        out[p, 1] = out[p, 1] * w2 / w
+        return Keypoints(out, (h2, w2))
+
+    def flip(self) -> Keypoints:
+        """Mirror horizontally: x -> W-1-x, and swap left/right joints.
+
+        ``W-1-x`` matches a pixel-exact mirror of the image (PIL ``FLIP_LEFT_RIGHT``).
+
+        Returns:
+            The mirrored keypoints.
+        """
+        out = self.coords.copy()
+        p = self.present
+        out[p, 1] = self.frame[1] - 1 - out[p, 1]
+        out = out[list(FLIP_PERMUTATION)]
+        return Keypoints(out, self.frame)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Keypoints):
+            return NotImplemented
+        return self.frame == other.frame and np.array_equal(self.coords, other.coords)
+
+    __hash__ = None  # type: ignore[assignment]  # equal values may not hash alike (float array)
+
+    def __repr__(self) -> str:
+        return f"Keypoints(frame={self.frame}, present={int(self.present.sum())}/{NUM_JOINTS})"

@@ -1,0 +1,260 @@
+"""CFLDPipeline: the authors' sampling fixture, guidance types, schedulers, inputs, outputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from diffusers import (
+    AutoencoderKL,
+    DDIMScheduler,
+    DDPMScheduler,
+    DPMSolverMultistepScheduler,
+    EulerDiscreteScheduler,
+    UniPCMultistepScheduler,
+)
+from PIL import Image
+
+from cfld import CFLDModel, CFLDPipeline, PixelUnshuffleAutoencoder
+from cfld.cli import main
+from cfld.pipelines import GUIDANCE_TYPES, official_scheduler
+from cfld.pipelines.guidance import branch_conditions, get_guidance, GuidanceScales
+from cfld.pose import Keypoints
+from cfld.presets import get_preset
+from test_model_official import FIXTURE_DIRS, load, needs_fixture, rel
+
+
+@pytest.fixture(scope="module", params=FIXTURE_DIRS, ids=[d.name for d in FIXTURE_DIRS])
+def official(request, tmp_path_factory):
+    src = request.param
+    out = tmp_path_factory.mktemp("conv") / "model"
+    assert main(["convert", "--official", str(src), "--out", str(out),
+                 "--config", str(src / "config.json")]) == 0
+    pipe = CFLDPipeline.from_pretrained(out)
+    pipe.set_progress_bar_config(disable=True)
+    config = json.loads((src / "config.json").read_text())
+    return src, pipe, config
+
+
+@needs_fixture
+def test_sampling_fixture_ddim(official):
+    src, pipe, config = official
+    inputs, ref = load(src / "inputs.pt"), load(src / "sampling.pt")["ddim_eta0"]
+    pipe.scheduler = DDIMScheduler.from_config(config["schedulers"]["ddim"])
+    final = pipe(source_image=inputs["img_cond"], target_pose=inputs["pose_img_tgt"],
+                 num_inference_steps=len(ref["timesteps"]), latents=ref["initial_noise"],
+                 guidance_type="uc_down_full", output_type="latent").images
+    assert torch.equal(pipe.scheduler.timesteps, ref["timesteps"])
+    assert rel(final, ref["final_latent"]) <= 1e-4
+
+
+@needs_fixture
+def test_sampling_fixture_ddpm_same_noise_stream(official):
+    """DDPM: seeding our generator like the authors' global RNG reproduces every draw."""
+    src, pipe, config = official
+    inputs, ref = load(src / "inputs.pt"), load(src / "sampling.pt")["ddpm"]
+    pipe.scheduler = DDPMScheduler.from_config(config["schedulers"]["ddpm"])
+    steps = []
+    g = torch.Generator().manual_seed(int(inputs["sampling_seed"]))
+    final = pipe(source_image=inputs["img_cond"], target_pose=inputs["pose_img_tgt"],
+                 num_inference_steps=len(ref["timesteps"]), generator=g,
+                 output_type="latent",
+                 callback_on_step_end=lambda p, i, t, d: steps.append(d["latents"])).images
+    for i, z in enumerate(steps):
+        assert rel(z, ref["latents_after_step"][i]) <= 1e-4, i
+    assert rel(final, ref["final_latent"]) <= 1e-4
+
+
+@needs_fixture
+def test_first_step_guided_prediction(official):
+    src, pipe, _ = official
+    inputs, ref = load(src / "inputs.pt"), load(src / "sampling.pt")["ddim_eta0"]
+    model = pipe.model
+    guidance = get_guidance("uc_down_full")
+    with torch.no_grad():
+        cond, _ = pipe.encode_conditions(inputs["img_cond"], inputs["pose_img_tgt"])
+        branched = branch_conditions(guidance, cond, model.uncond_prompt)
+        assert rel(branched.prompt, ref["guided_encoder_hidden_states"]) <= 1e-5
+        t = ref["timesteps"][0]
+        eps = model.predict_noise(torch.cat([ref["initial_noise"]] * 3), t, branched)
+        assert rel(eps, ref["unet_outputs"][0]) <= 1e-5
+        guided = guidance.combine(eps.chunk(3), GuidanceScales())
+    assert rel(guided, ref["guided_noise_preds"][0]) <= 1e-5
+
+
+# --------------------------------------------------------------------------- tiny pipelines
+def tiny_vae() -> AutoencoderKL:
+    torch.manual_seed(1)
+    return AutoencoderKL(block_out_channels=(8, 8, 8, 8), norm_num_groups=8,
+                         down_block_types=("DownEncoderBlock2D",) * 4,
+                         up_block_types=("UpDecoderBlock2D",) * 4, latent_channels=4,
+                         layers_per_block=1).eval()
+
+
+@pytest.fixture(scope="module")
+def tiny_pipe():
+    torch.manual_seed(0)
+    model = CFLDModel(**get_preset("tiny").model).eval()
+    with torch.no_grad():
+        for conv in model.appearance_encoder.zero_conv_outs:
+            conv.weight.normal_(0, 0.2)
+    pipe = CFLDPipeline(model=model, scheduler=official_scheduler(), vae=tiny_vae())
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def person_keypoints(frame=(256, 176)) -> Keypoints:
+    h, w = frame
+    pts = [[0.15, 0.5], [0.25, 0.5], [0.25, 0.35], [0.4, 0.3], [0.55, 0.3], [0.25, 0.65],
+           [0.4, 0.7], [0.55, 0.7], [0.55, 0.4], [0.75, 0.4], [0.95, 0.4], [0.55, 0.6],
+           [0.75, 0.6], [0.95, 0.6], [0.13, 0.45], [0.13, 0.55], [0.14, 0.4], [0.14, 0.6]]
+    return Keypoints(np.array([[y * h, x * w] for y, x in pts]), frame=frame)
+
+
+def source_photo(seed=0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 255, (256, 176, 3), dtype=np.uint8))
+
+
+@pytest.mark.parametrize("name", sorted(GUIDANCE_TYPES))
+def test_every_guidance_type_is_one_batched_call(tiny_pipe, name, monkeypatch):
+    calls = []
+    original = tiny_pipe.model.predict_noise
+
+    def spy(latents, t, cond):
+        calls.append(latents.shape[0])
+        return original(latents, t, cond)
+
+    monkeypatch.setattr(tiny_pipe.model, "predict_noise", spy)
+    out = tiny_pipe(source_photo(), person_keypoints(), num_inference_steps=2,
+                    guidance_type=name, generator=torch.Generator().manual_seed(0),
+                    output_type="latent")
+    assert calls == [len(get_guidance(name).branches)] * 2
+    assert torch.isfinite(out.images).all()
+
+
+def test_guidance_scale_zero_app_equals_pose_only(tiny_pipe):
+    """uc_down_full with s_full = 0 and s_down = 1 is the (P, pose, 0) branch alone."""
+    kw = dict(num_inference_steps=2, output_type="latent")
+    a = tiny_pipe(source_photo(), person_keypoints(), scale_pose=1.0, scale_app=0.0,
+                  generator=torch.Generator().manual_seed(3), **kw).images
+    cond, _ = tiny_pipe.encode_conditions(source_photo(), person_keypoints())
+    pose_only = cond.with_prompt(tiny_pipe.model.uncond_prompt).without_appearance()
+    b = tiny_pipe(conditions=pose_only, guidance_type="none",
+                  generator=torch.Generator().manual_seed(3), **kw).images
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("scheduler_cls", [DDIMScheduler, DPMSolverMultistepScheduler,
+                                           UniPCMultistepScheduler, EulerDiscreteScheduler])
+def test_any_scheduler(tiny_pipe, scheduler_cls):
+    tiny_pipe.scheduler = scheduler_cls.from_config(official_scheduler().config)
+    try:
+        out = tiny_pipe(source_photo(), person_keypoints(), num_inference_steps=3,
+                        generator=torch.Generator().manual_seed(0), output_type="pt")
+    finally:
+        tiny_pipe.scheduler = official_scheduler()
+    assert out.images.shape == (1, 3, 64, 44)
+    assert torch.isfinite(out.images).all()
+
+
+def test_euler_initial_noise_is_scaled(tiny_pipe, monkeypatch):
+    """z_T = N(0, I)·init_noise_sigma (the authors' code omits the factor, facts §12.13)."""
+    tiny_pipe.scheduler = EulerDiscreteScheduler.from_config(official_scheduler().config)
+    first = []
+    original = tiny_pipe.scheduler.scale_model_input
+
+    def spy(sample, t):
+        if not first:
+            first.append(sample[:1].clone())
+        return original(sample, t)
+
+    monkeypatch.setattr(tiny_pipe.scheduler, "scale_model_input", spy)
+    try:
+        tiny_pipe(source_photo(), person_keypoints(), num_inference_steps=2,
+                  generator=torch.Generator().manual_seed(0), output_type="latent")
+        sigma = float(tiny_pipe.scheduler.init_noise_sigma)
+    finally:
+        tiny_pipe.scheduler = official_scheduler()
+    noise = torch.randn((1, 4, 16, 16), generator=torch.Generator().manual_seed(0))
+    assert sigma > 1.5
+    torch.testing.assert_close(first[0], noise * sigma)
+
+
+def test_seed_determinism_and_outputs(tiny_pipe, tmp_path):
+    kp = person_keypoints()
+    kp.to_json(tmp_path / "kp.json")
+    a = tiny_pipe(source_photo(), kp, num_inference_steps=2,
+                  generator=torch.Generator().manual_seed(7)).images
+    b = tiny_pipe(source_photo(), tmp_path / "kp.json", num_inference_steps=2,
+                  generator=torch.Generator().manual_seed(7)).images
+    c = tiny_pipe(source_photo(), kp, num_inference_steps=2,
+                  generator=torch.Generator().manual_seed(8)).images
+    assert isinstance(a[0], Image.Image) and a[0].size == (44, 64)
+    assert np.array_equal(np.asarray(a[0]), np.asarray(b[0]))
+    assert not np.array_equal(np.asarray(a[0]), np.asarray(c[0]))
+    sq = tiny_pipe(source_photo(), kp, num_inference_steps=1, keep_square=True,
+                   generator=torch.Generator().manual_seed(7), output_type="np").images
+    assert sq.shape == (1, 128, 128, 3)
+    sized = tiny_pipe(source_photo(), kp, num_inference_steps=1, output_size=(100, 50),
+                      generator=torch.Generator().manual_seed(7), output_type="pt").images
+    assert sized.shape == (1, 3, 100, 50)
+
+
+def test_one_source_many_poses(tiny_pipe):
+    out = tiny_pipe(source_photo(), [person_keypoints(), person_keypoints().flip()],
+                    num_inference_steps=1, generator=torch.Generator().manual_seed(0),
+                    output_type="pt")
+    assert out.images.shape[0] == 2 and out.pose_maps.shape == (2, 21, 64, 64)
+
+
+def test_skeleton_image_as_pose(tiny_pipe):
+    from cfld.pipelines.inputs import keypoints_from_skeleton_image
+    from cfld.pose import render_skeleton_image
+
+    kp = person_keypoints()
+    recovered = keypoints_from_skeleton_image(render_skeleton_image(kp))
+    assert np.abs(recovered.coords - kp.coords).max() <= 1.0
+
+
+def test_bad_inputs(tiny_pipe):
+    with pytest.raises(ValueError, match="pose map is"):
+        tiny_pipe(source_photo(), torch.zeros(1, 21, 32, 32), num_inference_steps=1)
+    with pytest.raises(ValueError, match="pose map must be"):
+        tiny_pipe(source_photo(), torch.zeros(1, 18, 64, 64), num_inference_steps=1)
+    with pytest.raises(ValueError, match="unknown guidance type"):
+        tiny_pipe(source_photo(), person_keypoints(), guidance_type="cfg")
+    with pytest.raises(ValueError, match="in \\[-1, 1\\]"):
+        tiny_pipe(torch.full((1, 3, 64, 64), 5.0), person_keypoints(), num_inference_steps=1)
+    with pytest.raises(FileNotFoundError):
+        tiny_pipe("/nonexistent.png", person_keypoints(), num_inference_steps=1)
+    with pytest.raises(ValueError, match="source images but"):
+        tiny_pipe([source_photo()] * 2, [person_keypoints()] * 3, num_inference_steps=1)
+
+
+def test_pipeline_without_vae_only_returns_latents(tiny_pipe):
+    pipe = CFLDPipeline(model=tiny_pipe.model, scheduler=official_scheduler())
+    with pytest.raises(ValueError, match="no VAE"):
+        pipe(source_photo(), person_keypoints(), num_inference_steps=1)
+
+
+def test_pixel_pipeline_save_load_roundtrip(tmp_path):
+    torch.manual_seed(0)
+    model = CFLDModel(**get_preset("synthetic").model).eval()
+    pipe = CFLDPipeline(model=model, scheduler=official_scheduler(),
+                        vae=PixelUnshuffleAutoencoder(4), output_size=[64, 44])
+    pipe.set_progress_bar_config(disable=True)
+    pipe.save_pretrained(tmp_path / "pipe")
+    loaded = CFLDPipeline.from_pretrained(tmp_path / "pipe")
+    loaded.set_progress_bar_config(disable=True)
+    kw = dict(num_inference_steps=2, output_type="pt")
+    a = pipe(source_photo(), person_keypoints(), generator=torch.Generator().manual_seed(0), **kw)
+    b = loaded(source_photo(), person_keypoints(), generator=torch.Generator().manual_seed(0),
+               **kw)
+    assert torch.equal(a.images, b.images) and a.images.shape == (1, 3, 64, 44)
+    # exact autoencoder: encode ∘ decode is the identity
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    torch.testing.assert_close(loaded.vae.decode(loaded.vae.encode(x).latent_dist.mode()).sample,
+                               x)
