@@ -1,0 +1,58 @@
+"""The small CFLD model we train on procedural people and ship inside the package.
+
+Reproduce it with ``python benchmarks/train_synthetic.py`` (see the README).  It is a complete
+:class:`~cfld.CFLDPipeline` folder (model, pixel autoencoder, scheduler) under
+``cfld/assets/cfld-synthetic``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+SHIPPED_DIR = Path(__file__).resolve().parent / "assets" / "cfld-synthetic"
+
+#: Sampler used by `cfld demo` (chosen by benchmarks/bench_sampler_quality.py: the fastest
+#: setting whose quality is within the DDPM-50 seed-to-seed spread).
+DEMO_SETTINGS = {"scheduler": "ddim", "steps": 20}
+
+
+def shipped_model_dir() -> Path:
+    """Folder of the shipped pipeline; a clear error if this installation lacks it."""
+    if not (SHIPPED_DIR / "model_index.json").is_file():
+        raise FileNotFoundError(
+            f"the shipped small model is missing from this installation ({SHIPPED_DIR}); "
+            "reinstall cfld, or train it with `python benchmarks/train_synthetic.py`")
+    return SHIPPED_DIR
+
+
+def load_shipped_pipeline():
+    """Load the shipped pipeline (CPU, float32)."""
+    from cfld.pipelines.pipeline_cfld import CFLDPipeline
+
+    pipe = CFLDPipeline.from_pretrained(shipped_model_dir())
+    return pipe
+
+
+def load_pipeline(model: str | None = None, vae: str | None = None,
+                  scheduler: str | None = None, device: str | None = None):
+    """Load ``model`` (folder or hub id; default: the shipped model), optionally with another
+    VAE and a scheduler by name (:data:`cfld.pipelines.schedulers.SCHEDULERS`)."""
+    from cfld.pipelines.pipeline_cfld import CFLDPipeline
+    from cfld.pipelines.schedulers import make_scheduler
+
+    if model is None:
+        pipe = load_shipped_pipeline()
+    else:
+        looks_local = os.path.isabs(model) or model.startswith(".") or model.count("/") != 1
+        if looks_local and not Path(model).is_dir():
+            raise FileNotFoundError(f"model folder not found: {model} (give a folder written by "
+                                    "`cfld train`, `cfld convert` or save_pretrained, or a hub "
+                                    "id such as org/name)")
+        kwargs = {"vae": vae} if vae is not None else {}
+        pipe = CFLDPipeline.from_pretrained(model, **kwargs)
+    if scheduler is not None:
+        pipe.scheduler = make_scheduler(scheduler, pipe.scheduler)
+    if device is not None:
+        pipe.to(device)
+    return pipe
