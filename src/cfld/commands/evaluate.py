@@ -1,0 +1,73 @@
+"""`cfld evaluate`: score generated images with the authors' DeepFashion protocol (facts §8)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``evaluate`` sub-command."""
+    p = subparsers.add_parser(
+        "evaluate",
+        help="score generated images: FID (standard and authors'), LPIPS, SSIM, SSIM_256, PSNR",
+        description=(
+            "Score a folder of generated images named <source stem>___<target stem>.png against a "
+            "DeepFashion-format root, with the CFLD authors' protocol."
+        ),
+    )
+    p.add_argument("--generated", required=True, type=Path, help="folder of generated images")
+    p.add_argument("--data", required=True, type=Path, help="DeepFashion-format data root")
+    p.add_argument("--size", default="256x176", help="evaluation size HxW: 256x176 or 512x352")
+    p.add_argument("--out", type=Path, default=None, help="metrics JSON (default GENERATED/metrics.json)")
+    p.add_argument("--batch-size", type=int, default=16, help="images per batch (default 16)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="compute device")
+    p.add_argument(
+        "--inception-weights",
+        type=Path,
+        default=None,
+        help="torchvision inception_v3_google-0cc3c7bd.pth for fid_cfld (or $CFLD_INCEPTION_WEIGHTS)",
+    )
+    p.add_argument(
+        "--fid-stats-cache",
+        type=Path,
+        default=None,
+        help="folder for cached FID reference statistics (default DATA/.cfld-cache)",
+    )
+    p.add_argument(
+        "--fid-reference",
+        default="train",
+        choices=("train", "test-gt"),
+        help="FID reference set: every training image (authors) or the pairs' ground truth",
+    )
+    p.add_argument("--allow-missing", action="store_true", help="score only pairs that have an image")
+    p.add_argument("--lpips-weights", type=Path, default=None, help="LPIPS weights (default: shipped)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the evaluation, print the checks and the table, write the JSON."""
+    from cfld.metrics.evaluate import evaluate_folder, format_table
+
+    out = args.out if args.out is not None else Path(args.generated) / "metrics.json"
+    results = evaluate_folder(
+        args.generated,
+        args.data,
+        args.size,
+        batch_size=args.batch_size,
+        device=args.device,
+        inception_weights=args.inception_weights,
+        fid_stats_cache=args.fid_stats_cache,
+        fid_reference=args.fid_reference,
+        allow_missing=args.allow_missing,
+        lpips_weights=args.lpips_weights,
+        out=out,
+        progress=not args.no_progress,
+        log=print,
+    )
+    print(format_table(results))
+    for note in results["notes"]:
+        print(f"note: {note}")
+    print(f"{results['num_pairs']} pairs in {results['seconds_total']:.1f} s; metrics written to {out}")
+    return 0
