@@ -1,0 +1,237 @@
+"""Pose sequences: one source photo driven through a list of target poses.
+
+Every frame starts from the same initial noise (the generator is reset to the same state
+before each frame), so that what changes from frame to frame is the pose, not the sample —
+the simplest way to keep a sequence temporally consistent with an image model.  The source's
+coarse prompt and appearance biases are computed once and reused for every frame.
+
+Pose sequences are read from a folder of keypoint JSON files (sorted by file name), or from one
+JSON file holding ``{"frames": [{"frame": [H, W], "keypoints": [[y, x], ...]}, ...]}`` or a
+plain list of such objects.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from cfld.pipelines.inputs import prepare_pose, prepare_source
+from cfld.pose.keypoints import Keypoints
+
+StepCallback = Callable[[int, int], None]
+
+#: The built-in pose gallery: keypoint JSON files in the 256×176 DeepFashion frame.
+POSE_GALLERY_DIR = Path(__file__).resolve().parent / "assets" / "poses"
+
+
+def gallery_poses() -> dict[str, Keypoints]:
+    """The built-in poses by name (``standing_front``, ``walking``, ``arms_raised``, …)."""
+    out = {}
+    for f in sorted(POSE_GALLERY_DIR.glob("*.json")):
+        name = f.stem.split("_", 1)[1] if f.stem[:2].isdigit() else f.stem
+        out[name] = Keypoints.from_json(f)
+    if not out:
+        raise FileNotFoundError(f"the pose gallery is missing from this installation "
+                                f"({POSE_GALLERY_DIR})")
+    return out
+
+
+def interpolate_poses(start: Keypoints, end: Keypoints, n_frames: int) -> list[Keypoints]:
+    """``n_frames`` poses moving linearly from ``start`` to ``end`` (both included).
+
+    A joint missing at either end is missing in between (``end`` is rescaled to ``start``'s
+    frame first).
+    """
+    if n_frames < 2:
+        raise ValueError(f"need at least 2 frames, got {n_frames}")
+    end = end.rescale(start.frame) if end.frame != start.frame else end
+    both = start.present & end.present
+    out = []
+    for i in range(n_frames):
+        w = i / (n_frames - 1)
+        coords = np.full_like(start.coords, -1.0)
+        coords[both] = (1 - w) * start.coords[both] + w * end.coords[both]
+        out.append(Keypoints(coords, start.frame))
+    return out
+
+
+def load_pose_sequence(path: str | os.PathLike) -> list[Keypoints]:
+    """Read a pose sequence from a folder of ``*.json`` files or one JSON file.
+
+    Args:
+        path: A folder (every ``*.json`` in it, sorted by name) or a JSON file with
+            ``{"frames": [...]}`` or a plain list of ``{"frame", "keypoints"}`` objects.
+
+    Returns:
+        The keypoints of every frame, in order.
+
+    Raises:
+        FileNotFoundError: when the path does not exist.
+        ValueError: when the content is not a pose sequence (names the frame at fault).
+    """
+    p = Path(path)
+    if p.is_dir():
+        files = sorted(f for f in p.iterdir() if f.suffix.lower() == ".json" and f.is_file())
+        if not files:
+            raise ValueError(f"no keypoint .json files in {p}")
+        return [Keypoints.from_json(f) for f in files]
+    if not p.is_file():
+        raise FileNotFoundError(f"pose sequence not found: {p}")
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{p} is not valid JSON: {err}") from None
+    return parse_pose_sequence(data, where=str(p))
+
+
+def parse_pose_sequence(data: Any, where: str = "pose sequence") -> list[Keypoints]:
+    """Keypoints from already-parsed JSON (see :func:`load_pose_sequence`)."""
+    if isinstance(data, dict) and "frames" in data:
+        data = data["frames"]
+    elif isinstance(data, dict) and "keypoints" in data:
+        data = [data]  # a single pose is a sequence of one
+    if not isinstance(data, list) or not data:
+        raise ValueError(f"{where} must be {{\"frames\": [...]}} or a non-empty list of "
+                         "{\"frame\": [H, W], \"keypoints\": [[y, x], ...]} objects")
+    out = []
+    for i, item in enumerate(data):
+        try:
+            out.append(Keypoints.from_json(item))
+        except ValueError as err:
+            raise ValueError(f"{where}, frame {i}: {err}") from None
+    return out
+
+
+def save_pose_sequence(poses: Sequence[Keypoints], path: str | os.PathLike) -> Path:
+    """Write poses as one ``{"frames": [...]}`` JSON file."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps({"frames": [kp.to_dict() for kp in poses]}) + "\n")
+    return p
+
+
+@torch.no_grad()
+def animate(
+    pipe: Any,
+    source_image: Any,
+    poses: Sequence[Any] | str | os.PathLike,
+    num_inference_steps: int = 50,
+    generator: torch.Generator | None = None,
+    on_step: StepCallback | None = None,
+    **kwargs: Any,
+) -> list[Any]:
+    """Generate the source person in every pose of a sequence, with the same initial noise.
+
+    Args:
+        pipe: A :class:`~cfld.CFLDPipeline`.
+        source_image: The source photo.
+        poses: Target poses (anything the pipeline takes as a pose), or a path given to
+            :func:`load_pose_sequence`.
+        num_inference_steps: Denoising steps per frame.
+        generator: Seeds the noise shared by all frames (default: seed 0).
+        on_step: ``fn(done, total)`` over all frames' steps.
+        **kwargs: Passed to the pipeline (``scale_pose``, ``output_type``, ``output_size``, …).
+
+    Returns:
+        One image per pose (the pipeline's output type).
+    """
+    if isinstance(poses, (str, os.PathLike)):
+        poses = load_pose_sequence(poses)
+    poses = list(poses)
+    if not poses:
+        raise ValueError("the pose sequence is empty")
+    device, dtype = pipe._execution_device, pipe.model.dtype
+    # The source's prompt and biases once; only the pose adapter runs per frame.
+    source = prepare_source(source_image, pipe.model.source_size).to(device, dtype)
+    if source.shape[0] != 1:
+        raise ValueError("animate takes one source image")
+    prompt, biases = pipe.model.encode_source(source)
+    from cfld.models.cfld import CFLDConditions
+
+    base = CFLDConditions(prompt, None, biases)
+    if generator is None:
+        generator = torch.Generator(device=device).manual_seed(0)
+    state = generator.get_state()
+    total = len(poses) * num_inference_steps
+    frames = []
+    for k, pose in enumerate(poses):
+        pose_map = prepare_pose(pose, pipe.pose_size, pipe.model.pose_channels)
+        cond = dataclasses.replace(base,
+                                   pose_residuals=pipe.model.encode_pose(pose_map.to(device,
+                                                                                    dtype)))
+        generator.set_state(state)  # the same initial noise (and step noise) for every frame
+        callback = None
+        if on_step is not None:
+            def callback(_p: Any, i: int, _t: Any, _d: Any, k: int = k) -> None:
+                on_step(k * num_inference_steps + i + 1, total)
+        out = pipe(conditions=cond, num_inference_steps=num_inference_steps,
+                   generator=generator, callback_on_step_end=callback, **kwargs)
+        frames.append(out.images[0])
+    return frames
+
+
+def save_frames(frames: Sequence[Image.Image], out_dir: str | os.PathLike,
+                prefix: str = "frame") -> list[Path]:
+    """Write frames as ``OUT/frame_0000.png``, ``frame_0001.png``, … (atomically)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, frame in enumerate(frames):
+        path = out / f"{prefix}_{i:04d}.png"
+        tmp = path.with_name(f".{path.name}.tmp.png")
+        frame.save(tmp)
+        tmp.replace(path)
+        paths.append(path)
+    return paths
+
+
+def save_gif(frames: Sequence[Image.Image], path: str | os.PathLike, fps: float = 8.0,
+             loop: int = 0) -> Path:
+    """Write an animated GIF (``loop=0``: forever) with imageio (Pillow if it is absent)."""
+    if fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    if not frames:
+        raise ValueError("no frames to write")
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.tmp.gif")
+    rgb = [f.convert("RGB") for f in frames]
+    try:
+        import imageio.v3 as iio
+    except ImportError:  # imageio is an optional extra (cfld[app]); Pillow writes GIFs too
+        rgb[0].save(tmp, format="GIF", save_all=True, append_images=rgb[1:],
+                    duration=round(1000.0 / fps), loop=loop)
+    else:
+        arrays = np.stack([np.asarray(f) for f in rgb])  # (N, H, W, 3)
+        iio.imwrite(tmp, arrays, extension=".gif", duration=1000.0 / fps, loop=loop)
+    tmp.replace(p)
+    return p
+
+
+def save_video(frames: Sequence[Image.Image], path: str | os.PathLike, fps: float = 8.0,
+               ) -> Path:
+    """Write an MP4 (needs the optional imageio-ffmpeg package; a clear error without it)."""
+    try:
+        import imageio_ffmpeg  # noqa: F401
+    except ImportError:
+        raise ValueError("writing MP4 needs the optional package imageio-ffmpeg "
+                         "(pip install imageio-ffmpeg); write a GIF instead") from None
+    import imageio.v2 as iio2
+
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    iio2.mimwrite(p, [np.asarray(f.convert("RGB")) for f in frames], fps=fps)
+    return p
+
+
+__all__ = ["POSE_GALLERY_DIR", "animate", "gallery_poses", "interpolate_poses",
+           "load_pose_sequence", "parse_pose_sequence", "save_frames", "save_gif",
+           "save_pose_sequence", "save_video"]
