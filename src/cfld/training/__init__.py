@@ -1,1 +1,42 @@
-"""cfld.training."""
+"""cfld.training: the objective, the LR schedule, checkpoints and the training loop."""
+
+from cfld.training.config import TrainConfig
+from cfld.training.lr_schedule import WarmupStepDecay, build_lr_scheduler, decay_boundaries, lr_at
+from cfld.training.objective import (
+    cubic_timesteps,
+    training_conditions,
+    training_step_loss,
+    uniform_timesteps,
+)
+from cfld.training.state import list_checkpoints, load_checkpoint, resolve_resume
+from cfld.training.trainer import (
+    NOISE_SCHEDULER_CONFIG,
+    EpochBatchSampler,
+    TrainingDivergedError,
+    build_noise_scheduler,
+    export_model,
+    sample_images,
+    train,
+)
+
+__all__ = [
+    "NOISE_SCHEDULER_CONFIG",
+    "EpochBatchSampler",
+    "TrainConfig",
+    "TrainingDivergedError",
+    "WarmupStepDecay",
+    "build_lr_scheduler",
+    "build_noise_scheduler",
+    "cubic_timesteps",
+    "decay_boundaries",
+    "export_model",
+    "list_checkpoints",
+    "load_checkpoint",
+    "lr_at",
+    "resolve_resume",
+    "sample_images",
+    "train",
+    "training_conditions",
+    "training_step_loss",
+    "uniform_timesteps",
+]

@@ -35,6 +35,14 @@ def cubic_timesteps(u: Tensor, num_train_timesteps: int = 1000) -> Tensor:
     return t.clamp(0, num_train_timesteps - 1)
 
 
+def uniform_timesteps(u: Tensor, num_train_timesteps: int = 1000) -> Tensor:
+    """Uniform integer timesteps t = ⌊T·u⌋ ∈ [0, T−1] (CUBIC_SAMPLING=False)."""
+    return (u * num_train_timesteps).long().clamp(0, num_train_timesteps - 1)
+
+
+TIMESTEP_SAMPLERS = {"cubic": cubic_timesteps, "uniform": uniform_timesteps}
+
+
 @dataclass
 class TrainingOutput:
     """Result of one training forward pass."""
@@ -88,6 +96,7 @@ def training_step_loss(
     drop_u: Tensor,
     drop_prob: float = 0.2,
     dropout: str = "official",
+    timestep_sampling: str = "cubic",
 ) -> TrainingOutput:
     """ε-MSE loss of one batch (facts §6.1), with every random draw passed in.
 
@@ -101,9 +110,13 @@ def training_step_loss(
         drop_u: (2B,) uniform draws; a sample's condition is dropped when < ``drop_prob``.
         drop_prob: η (0.2).
         dropout: ``official`` or ``paper``.
+        timestep_sampling: ``cubic`` (official) or ``uniform``.
     """
+    if timestep_sampling not in TIMESTEP_SAMPLERS:
+        raise ValueError(f"timestep_sampling must be one of {sorted(TIMESTEP_SAMPLERS)}, "
+                         f"got {timestep_sampling!r}")
     num_train = noise_scheduler.config.num_train_timesteps
-    timesteps = cubic_timesteps(timestep_u, num_train).to(latents.device)
+    timesteps = TIMESTEP_SAMPLERS[timestep_sampling](timestep_u, num_train).to(latents.device)
     noisy = noise_scheduler.add_noise(latents, noise, timesteps)  # Eq. (1)
     cond = training_conditions(model, img_cond, pose_src, pose_tgt,
                                drop_u.flatten() < drop_prob, dropout)

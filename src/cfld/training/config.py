@@ -1,0 +1,182 @@
+"""Training configuration: one dataclass, every field defaulting to the official value (facts §6).
+
+The resolved configuration is written as ``config.json`` into the output folder at the start of
+a run and stored in every checkpoint, so a run can be inspected and resumed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cfld.training.objective import DROPOUT_MODES
+
+MIXED_PRECISION_MODES = ("no", "fp16", "bf16")
+TRAINABLE_CHOICES = ("official", "all")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs.
+
+    Optimisation (facts §6.3): Adam, ``lr`` 1e-4, betas (0.9, 0.999), eps 1e-8, no weight decay,
+    no gradient clipping; linear warm-up from ``warmup_rate``·lr over ``warmup_steps`` optimiser
+    steps, then ×``decay_rate`` at each epoch of ``decay_epochs`` (per-iteration boundaries).
+
+    Attributes:
+        preset: Model preset (:func:`cfld.presets.get_preset`).
+        data_root: Prepared DeepFashion-layout root (real or ``cfld data synth``).
+        output_dir: Run folder: config.json, checkpoints/, samples/, tensorboard/, model/.
+        pretrained_sd: Stable Diffusion 1.5 folder (UNet init + VAE); required for ``sd_vae``
+            presets.
+        pretrained_swin: Microsoft Swin-B checkpoint for H_S (full presets).
+        init_unet: Initialise the UNet from ``pretrained_sd`` (official); off = random UNet.
+        trainable: ``official`` (all but the UNet, + up-block attn2 W_k/W_v), ``all``, or
+            ``None`` = the preset's choice.
+        model_overrides: Extra CFLDModel keyword arguments merged over the preset's (advanced).
+        batch_size: Pairs per optimiser step and process (2× UNet samples).
+        epochs: Epochs (100); ignored when ``max_steps`` is set.
+        max_steps: Total optimiser steps (overrides ``epochs``).
+        lr, adam_betas, adam_eps, weight_decay: Adam settings.
+        fused_adam: Use torch's fused Adam kernel when the device supports it (same rule).
+        warmup_steps, warmup_rate, decay_epochs, decay_rate: LR schedule (facts §6.3).
+        drop_prob: Classifier-free dropout η (0.2).
+        dropout: ``official`` (prompt only) or ``paper`` (prompt, biases and pose).
+        cubic_sampling: Cubic timestep sampling (official) instead of uniform.
+        flip_p: Probability of flipping the source fed to H_S.
+        mixed_precision: ``no``, ``fp16`` (CUDA only) or ``bf16``.
+        gradient_checkpointing: Checkpoint the UNet blocks (saves memory, costs compute).
+        seed: Seed of the model init, the data order and the trainer's generator (3407).
+        log_every: Steps between TensorBoard scalars / progress-bar updates.
+        sample_every: Steps between sample grids (0 = only at the end; <0 = never).
+        sample_count: Pairs in a sample grid.
+        sample_steps: Denoising steps for sample grids.
+        checkpoint_every: Steps between checkpoints (0 = only at the end; -1 = never).
+        keep_checkpoints: Checkpoints kept (the newest).
+        num_workers: DataLoader workers.
+        resume: A checkpoint folder, a run folder, ``"latest"`` (in ``output_dir``) or None.
+        export: Write the final model folder (``output_dir/model``).
+        progress: Show a tqdm progress bar.
+    """
+
+    preset: str = "synthetic"
+    data_root: str | None = None
+    output_dir: str = "outputs/cfld-train"
+    pretrained_sd: str | None = None
+    pretrained_swin: str | None = None
+    init_unet: bool = True
+    trainable: str | None = None
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+
+    batch_size: int = 8
+    epochs: int = 100
+    max_steps: int | None = None
+    lr: float = 1e-4
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-8
+    weight_decay: float = 0.0
+    fused_adam: bool = True
+    warmup_steps: int = 1000
+    warmup_rate: float = 0.1
+    decay_epochs: tuple[float, ...] = (50,)
+    decay_rate: float = 0.1
+
+    drop_prob: float = 0.2
+    dropout: str = "official"
+    cubic_sampling: bool = True
+    flip_p: float = 0.5
+
+    mixed_precision: str = "no"
+    gradient_checkpointing: bool = False
+    seed: int = 3407
+
+    log_every: int = 10
+    sample_every: int = 1000
+    sample_count: int = 4
+    sample_steps: int = 25
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    num_workers: int = 0
+    resume: str | None = None
+    export: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.adam_betas = tuple(float(b) for b in self.adam_betas)  # type: ignore[assignment]
+        self.decay_epochs = tuple(int(e) if float(e).is_integer() else float(e)
+                                  for e in self.decay_epochs)
+        self.model_overrides = dict(self.model_overrides or {})
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first bad field."""
+        from cfld.presets import PRESETS
+
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; choose one of {sorted(PRESETS)}")
+        if self.data_root is None:
+            raise ValueError("data_root is required (a DeepFashion-layout root, e.g. from "
+                             "`cfld data synth`)")
+        if self.trainable is not None and self.trainable not in TRAINABLE_CHOICES:
+            raise ValueError(f"trainable must be one of {TRAINABLE_CHOICES}, "
+                             f"got {self.trainable!r}")
+        if self.dropout not in DROPOUT_MODES:
+            raise ValueError(f"dropout must be one of {DROPOUT_MODES}, got {self.dropout!r}")
+        if self.mixed_precision not in MIXED_PRECISION_MODES:
+            raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION_MODES}, "
+                             f"got {self.mixed_precision!r}")
+        positive = {"batch_size": self.batch_size, "epochs": self.epochs,
+                    "log_every": self.log_every, "keep_checkpoints": self.keep_checkpoints,
+                    "sample_steps": self.sample_steps, "sample_count": self.sample_count}
+        for name, value in positive.items():
+            if int(value) < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.warmup_steps < 0 or not 0 < self.warmup_rate <= 1:
+            raise ValueError("warmup_steps must be >= 0 and warmup_rate in (0, 1]")
+        if not 0.0 <= self.drop_prob <= 1.0:
+            raise ValueError(f"drop_prob must be in [0, 1], got {self.drop_prob}")
+        if not 0.0 <= self.flip_p <= 1.0:
+            raise ValueError(f"flip_p must be in [0, 1], got {self.flip_p}")
+        if self.checkpoint_every < -1:
+            raise ValueError(f"checkpoint_every must be >= -1, got {self.checkpoint_every}")
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
+
+    # ------------------------------------------------------------------ (de)serialisation
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (tuples become lists)."""
+        out = dataclasses.asdict(self)
+        out["adam_betas"] = list(self.adam_betas)
+        out["decay_epochs"] = list(self.decay_epochs)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig field(s) {unknown}")
+        return cls(**data)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the configuration as JSON (atomically)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n",
+                       encoding="utf-8")
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> TrainConfig:
+        """Read a configuration written by :meth:`save`."""
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
