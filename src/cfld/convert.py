@@ -132,10 +132,14 @@ def convert_official(official_dir: str | os.PathLike, out_dir: str | os.PathLike
         kwargs = model_kwargs_from_official(cfg, unet_cfg)
     container = load_tensor_file(_find(folder, _CONTAINER_NAMES))
     unet = load_tensor_file(_find(folder, _UNET_NAMES))
-    model = CFLDModel(**kwargs)
-    load_state_strict(model, map_official_state_dict(container, unet),
+    # Built on the meta device and filled by assignment: no 1-B-parameter random init to throw
+    # away, and a mismatch is reported before any memory is spent.
+    with torch.device("meta"):
+        model = CFLDModel(**kwargs)
+    load_state_strict(model, map_official_state_dict(container, unet), assign=True,
                       hint="pass the authors' configuration with --config if the model is not "
                            "the full-size default")
+    model.source_encoder.reset_buffers()  # recomputed, never stored (facts §4.4)
     model.eval()
     if out_dir is not None:
         save_atomic(model, out_dir)
