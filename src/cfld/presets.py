@@ -78,12 +78,14 @@ _SYNTHETIC_MODEL: dict[str, Any] = {
         "inner_dims": [16, 16, 16, 32, 32, 32, 64, 64, 64],
         "embed_dims": [16, 16, 16, 32, 32, 32, 32, 32, 32],
         "num_heads": [1, 1, 1, 2, 2, 2, 2, 2, 2],
-        "ctx_dims": [32, 32, 32, 64, 64, 64, 128, 128, 128],
+        "ctx_dims": [64, 64, 64, 64, 64, 64, 128, 128, 128],
         "depth": 1,
     },
-    "pose_adapter_config": {"in_channels": 32, "channels": [32, 64, 128]},
+    "pose_adapter_config": {"in_channels": 64, "channels": [64, 64, 128]},
+    # The first UNet level must be at least as wide as the 48-channel pixel latent: a narrower
+    # conv_in would discard part of the noise it has to predict (ε-MSE stuck near 16/48).
     "unet_config": _unet(sample_size=16, in_channels=48, out_channels=48,
-                         block_out_channels=[32, 64, 128, 128], cross_attention_dim=64,
+                         block_out_channels=[64, 64, 128, 128], cross_attention_dim=64,
                          attention_head_dim=4),
     "unet_trainable": "all",
 }

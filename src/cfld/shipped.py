@@ -30,8 +30,10 @@ def load_shipped_pipeline():
     """Load the shipped pipeline (CPU, float32)."""
     from cfld.pipelines.pipeline_cfld import CFLDPipeline
 
-    pipe = CFLDPipeline.from_pretrained(shipped_model_dir())
-    return pipe
+    import torch
+
+    # Stored in float16 to keep the wheel small; computed in float32.
+    return CFLDPipeline.from_pretrained(shipped_model_dir(), torch_dtype=torch.float32)
 
 
 def load_pipeline(model: str | None = None, vae: str | None = None,

@@ -5,6 +5,13 @@ One ``__call__`` with numbered steps (design §4.4).  Compared with the authors'
 branches of a step run in one batched UNet call, nothing is deep-copied per step, the initial
 noise is scaled by the scheduler's ``init_noise_sigma`` (correct for Euler-type schedulers),
 and every random draw comes from the caller's ``generator``.
+
+Speed options (all off by default, so the default numerics are the authors'; see
+:mod:`cfld.pipelines.speed` and ``benchmarks/``): ``autocast="bf16"|"fp16"|"auto"`` per call or
+:meth:`CFLDPipeline.enable_autocast`, :meth:`~CFLDPipeline.enable_channels_last`,
+:meth:`~CFLDPipeline.compile_unet`, :meth:`~CFLDPipeline.enable_vae_slicing` /
+:meth:`~CFLDPipeline.enable_vae_tiling`, and :meth:`~CFLDPipeline.attention_report` (every
+attention runs PyTorch SDPA).
 """
 
 from __future__ import annotations
@@ -26,8 +33,12 @@ from PIL import Image
 from torch import Tensor
 
 from cfld.models.cfld import CFLDConditions, CFLDModel
+from cfld.pipelines import speed
 from cfld.pipelines.guidance import GuidanceScales, branch_conditions, get_guidance
 from cfld.pipelines.inputs import broadcast_batch, prepare_pose, prepare_source
+
+#: Default of ``__call__(autocast=...)``: use the setting of :meth:`CFLDPipeline.enable_autocast`.
+_PIPELINE_SETTING: Any = "pipeline"
 
 #: The authors' noise schedule (pretrained_models/scheduler, loaded as DDPM; facts §6.2).
 OFFICIAL_SCHEDULER_CONFIG: dict[str, Any] = {
@@ -111,6 +122,81 @@ class CFLDPipeline(DiffusionPipeline):
         super().__init__()
         self.register_modules(model=model, scheduler=scheduler, vae=vae)
         self.register_to_config(output_size=list(output_size) if output_size else None)
+        # Speed options (runtime state, not saved with the pipeline).
+        self._autocast: str | torch.dtype | None = None
+        self._channels_last = False
+
+    # ------------------------------------------------------------------ speed options
+    def enable_autocast(self, dtype: str | torch.dtype = "auto") -> CFLDPipeline:
+        """Run the networks under ``torch.autocast`` (bf16 on CPU, fp16 on CUDA; ``auto`` picks).
+
+        Latents, the guidance combination and the scheduler stay fp32.  On a CPU with AVX-512
+        bf16, combine it with :meth:`enable_channels_last` (oneDNN's bf16 convolutions want
+        NHWC): that pair was the fastest setting measured (benchmarks/bench_sampling.py).
+        Outputs differ from fp32 by bf16 rounding (≈1e-2 relative on latents after a few steps).
+        """
+        speed.resolve_autocast(dtype, self._execution_device)  # validate now
+        self._autocast = dtype
+        return self
+
+    def disable_autocast(self) -> CFLDPipeline:
+        """Back to full precision (the default)."""
+        self._autocast = None
+        return self
+
+    def enable_channels_last(self) -> CFLDPipeline:
+        """Channels-last (NHWC) weights for the UNet, pose adapter and VAE (conv-heavy parts)."""
+        speed.to_channels_last(self.model.unet, self.model.pose_adapter, self.vae)
+        self._channels_last = True
+        return self
+
+    def disable_channels_last(self) -> CFLDPipeline:
+        """Back to the default contiguous (NCHW) layout."""
+        speed.to_contiguous_format(self.model.unet, self.model.pose_adapter, self.vae)
+        self._channels_last = False
+        return self
+
+    def compile_unet(self, **compile_kwargs: Any) -> CFLDPipeline:
+        """``torch.compile`` the UNet in place (compiles at the first call; see
+        :func:`cfld.pipelines.speed.compile_unet`)."""
+        speed.compile_unet(self.model.unet, **compile_kwargs)
+        return self
+
+    def enable_vae_slicing(self) -> CFLDPipeline:
+        """Decode a batch one image at a time (diffusers' ``AutoencoderKL.enable_slicing``)."""
+        speed.set_vae_memory_mode(self.vae, slicing=True)
+        return self
+
+    def disable_vae_slicing(self) -> CFLDPipeline:
+        """Decode the whole batch at once (default)."""
+        speed.set_vae_memory_mode(self.vae, slicing=False)
+        return self
+
+    def enable_vae_tiling(self) -> CFLDPipeline:
+        """Decode in overlapping tiles (diffusers' ``AutoencoderKL.enable_tiling``; for large
+        images, changes the output slightly at tile seams)."""
+        speed.set_vae_memory_mode(self.vae, tiling=True)
+        return self
+
+    def disable_vae_tiling(self) -> CFLDPipeline:
+        """Decode the whole image at once (default)."""
+        speed.set_vae_memory_mode(self.vae, tiling=False)
+        return self
+
+    def attention_report(self) -> dict[str, Any]:
+        """Attention processors in use: ``{"processors": {class: count}, "non_sdpa": [names]}``.
+
+        ``non_sdpa`` is empty by construction (diffusers' ``AttnProcessor2_0`` and our
+        query-bias processor both call ``F.scaled_dot_product_attention``; the Swin encoder
+        calls it directly).
+        """
+        modules = [m for m in (self.model, self.vae) if isinstance(m, torch.nn.Module)]
+        report: dict[str, Any] = {"processors": {}, "non_sdpa": []}
+        for m in modules:
+            for k, v in speed.attention_processors(m).items():
+                report["processors"][k] = report["processors"].get(k, 0) + v
+            report["non_sdpa"] += speed.non_sdpa_attention(m)
+        return report
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -206,6 +292,7 @@ class CFLDPipeline(DiffusionPipeline):
         callback_on_step_end: Callable[..., dict[str, Tensor] | None] | None = None,
         pose_estimator: Any = None,
         return_dict: bool = True,
+        autocast: str | torch.dtype | None = _PIPELINE_SETTING,
     ) -> CFLDPipelineOutput | tuple:
         """Generate the source person in the target pose.
 
@@ -234,9 +321,14 @@ class CFLDPipeline(DiffusionPipeline):
                 return ``{"latents": new_z}`` (used by mask-based editing).
             pose_estimator: Backend for photos given as target pose (default MediaPipe).
             return_dict: Return a :class:`CFLDPipelineOutput` (else a tuple).
+            autocast: Mixed precision for the networks: ``None`` (fp32, the default unless
+                :meth:`enable_autocast` was called), ``"bf16"`` (CPU with AVX-512 bf16/AMX, or
+                GPU), ``"fp16"`` (GPU) or ``"auto"``.  Latents and scheduler stay fp32.
         """
         device = self._execution_device
         dtype = self.model.dtype
+        amp = speed.resolve_autocast(self._autocast if autocast is _PIPELINE_SETTING
+                                     else autocast, device)
         guidance = get_guidance(guidance_type)
         scales = _scales(scale_pose, scale_app, guidance_scale, guidance_scales)
         if output_type not in ("pil", "np", "pt", "latent"):
@@ -251,8 +343,9 @@ class CFLDPipeline(DiffusionPipeline):
         if conditions is None:
             if source_image is None or target_pose is None:
                 raise ValueError("give source_image and target_pose (or precomputed conditions)")
-            conditions, pose_maps = self.encode_conditions(source_image, target_pose,
-                                                           pose_estimator)
+            with speed.autocast_context(device, amp):
+                conditions, pose_maps = self.encode_conditions(source_image, target_pose,
+                                                               pose_estimator)
         batch = conditions.batch_size
         n_branches = len(guidance.branches)
         # All guidance branches of a step go through the UNet as one batch (facts §7.3).
@@ -279,7 +372,11 @@ class CFLDPipeline(DiffusionPipeline):
             for i, t in enumerate(timesteps):
                 model_in = torch.cat([latents] * n_branches)
                 model_in = self.scheduler.scale_model_input(model_in, t)
-                eps = self.model.predict_noise(model_in, t, branched)
+                if self._channels_last:
+                    model_in = model_in.contiguous(memory_format=torch.channels_last)
+                with speed.autocast_context(device, amp):
+                    eps = self.model.predict_noise(model_in, t, branched)
+                eps = eps.to(latents.dtype)  # guidance and scheduler in full precision
                 eps = guidance.combine(eps.chunk(n_branches), scales)  # Eq. (7)
                 latents = self.scheduler.step(eps, t, latents, **step_kwargs).prev_sample
                 if callback_on_step_end is not None:
@@ -292,7 +389,8 @@ class CFLDPipeline(DiffusionPipeline):
         if output_type == "latent":
             images: Any = latents
         else:
-            images = self.decode_latents(latents)
+            with speed.autocast_context(device, amp):
+                images = self.decode_latents(latents)
             if not keep_square:
                 images = resize_output(images, output_size or self.default_output_size)
             images = self.postprocess(images, output_type)

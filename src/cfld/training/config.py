@@ -47,6 +47,8 @@ class TrainConfig:
         drop_prob: Classifier-free dropout η (0.2).
         dropout: ``official`` (prompt only) or ``paper`` (prompt, biases and pose).
         cubic_sampling: Cubic timestep sampling (official) instead of uniform.
+        prediction_type: What the network predicts: ``epsilon`` (official), ``sample`` (the
+            clean latent) or ``v_prediction``; stored in the exported scheduler config.
         flip_p: Probability of flipping the source fed to H_S.
         mixed_precision: ``no``, ``fp16`` (CUDA only) or ``bf16``.
         gradient_checkpointing: Checkpoint the UNet blocks (saves memory, costs compute).
@@ -88,6 +90,7 @@ class TrainConfig:
     drop_prob: float = 0.2
     dropout: str = "official"
     cubic_sampling: bool = True
+    prediction_type: str = "epsilon"
     flip_p: float = 0.5
 
     mixed_precision: str = "no"
@@ -123,6 +126,9 @@ class TrainConfig:
         if self.trainable is not None and self.trainable not in TRAINABLE_CHOICES:
             raise ValueError(f"trainable must be one of {TRAINABLE_CHOICES}, "
                              f"got {self.trainable!r}")
+        if self.prediction_type not in ("epsilon", "sample", "v_prediction"):
+            raise ValueError(f"prediction_type must be epsilon, sample or v_prediction, got "
+                             f"{self.prediction_type!r}")
         if self.dropout not in DROPOUT_MODES:
             raise ValueError(f"dropout must be one of {DROPOUT_MODES}, got {self.dropout!r}")
         if self.mixed_precision not in MIXED_PRECISION_MODES:

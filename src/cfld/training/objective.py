@@ -121,5 +121,17 @@ def training_step_loss(
     cond = training_conditions(model, img_cond, pose_src, pose_tgt,
                                drop_u.flatten() < drop_prob, dropout)
     pred = model.predict_noise(noisy, timesteps, cond)
-    loss = torch.mean((noise.float() - pred.float()) ** 2)  # Eq. (5)+(6), equal weights / 2
+    # The regression target follows the scheduler's parameterisation: ε (official, Eq. 5–6), the
+    # clean latent ("sample") or v — the latter two for models trained from scratch.
+    kind = noise_scheduler.config.prediction_type
+    if kind == "epsilon":
+        target = noise
+    elif kind == "sample":
+        target = latents
+    elif kind == "v_prediction":
+        target = noise_scheduler.get_velocity(latents, noise, timesteps)
+    else:
+        raise ValueError(f"unsupported prediction_type {kind!r}: use epsilon, sample or "
+                         "v_prediction")
+    loss = torch.mean((target.float() - pred.float()) ** 2)  # Eq. (5)+(6), equal weights / 2
     return TrainingOutput(loss, pred, noisy, timesteps, cond)

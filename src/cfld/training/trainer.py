@@ -72,11 +72,11 @@ class TrainingDivergedError(ValueError):
 
 
 # ==================================================================================== building
-def build_noise_scheduler():
+def build_noise_scheduler(prediction_type: str = "epsilon"):
     """The official DDPMScheduler (scaled-linear 0.00085–0.012, 1000 steps, ε-prediction)."""
     from diffusers import DDPMScheduler
 
-    return DDPMScheduler(**NOISE_SCHEDULER_CONFIG)
+    return DDPMScheduler(**{**NOISE_SCHEDULER_CONFIG, "prediction_type": prediction_type})
 
 
 def build_autoencoder(config: TrainConfig, preset: Any | None = None) -> nn.Module:
@@ -225,7 +225,7 @@ def _to_unit(images: Tensor) -> Tensor:
 @torch.no_grad()
 def sample_images(model: nn.Module, vae: nn.Module, source: Tensor, target_pose: Tensor,
                   image_size: tuple[int, int], num_inference_steps: int = 25,
-                  seed: int = 0) -> Tensor:
+                  seed: int = 0, prediction_type: str = "epsilon") -> Tensor:
     """Generate (B, 3, H, W) images in [0, 1] (conditional DDPM sampling, no guidance).
 
     Kept deliberately small and self-contained so that sample grids never depend on the
@@ -236,7 +236,7 @@ def sample_images(model: nn.Module, vae: nn.Module, source: Tensor, target_pose:
     was_training = model.training
     model.eval()
     try:
-        sched = DDPMScheduler(**NOISE_SCHEDULER_CONFIG)
+        sched = DDPMScheduler(**{**NOISE_SCHEDULER_CONFIG, "prediction_type": prediction_type})
         sched.set_timesteps(num_inference_steps)
         device = next(model.parameters()).device
         dtype = next(model.parameters()).dtype
@@ -308,16 +308,19 @@ def _grid_batch(config: TrainConfig, preset: Any) -> dict[str, Tensor] | None:
 
 
 def _generate_for_grid(model: nn.Module, vae: nn.Module, batch: dict[str, Tensor],
-                       image_size: tuple[int, int], steps: int, seed: int) -> Tensor:
+                       image_size: tuple[int, int], steps: int, seed: int,
+                       prediction_type: str = "epsilon") -> Tensor:
     """Generated images (B, 3, H, W) in [0, 1]: the inference pipeline (with its default
     guidance) when available, else :func:`sample_images`."""
     try:
         from cfld.pipelines.pipeline_cfld import CFLDPipeline
     except ImportError:
-        return sample_images(model, vae, batch["source"], batch["pose"], image_size, steps, seed)
+        return sample_images(model, vae, batch["source"], batch["pose"], image_size, steps, seed,
+                             prediction_type)
     was_training = model.training
     try:
-        pipe = CFLDPipeline(model=model, vae=vae, scheduler=build_noise_scheduler())
+        pipe = CFLDPipeline(model=model, vae=vae,
+                            scheduler=build_noise_scheduler(prediction_type))
         pipe.set_progress_bar_config(disable=True)
         device = next(model.parameters()).device
         images = pipe(source_image=batch["source"].to(device),
@@ -328,15 +331,17 @@ def _generate_for_grid(model: nn.Module, vae: nn.Module, batch: dict[str, Tensor
     except Exception as err:  # noqa: BLE001 - a grid must never end a long training run
         warnings.warn(f"sample grid through CFLDPipeline failed ({type(err).__name__}: {err}); "
                       "using the trainer's plain sampler", stacklevel=2)
-        return sample_images(model, vae, batch["source"], batch["pose"], image_size, steps, seed)
+        return sample_images(model, vae, batch["source"], batch["pose"], image_size, steps, seed,
+                             prediction_type)
     finally:
         model.train(was_training)
 
 
 def write_sample_grid(path: Path, model: nn.Module, vae: nn.Module, batch: dict[str, Tensor],
-                      image_size: tuple[int, int], steps: int, seed: int) -> Path:
+                      image_size: tuple[int, int], steps: int, seed: int,
+                      prediction_type: str = "epsilon") -> Path:
     """source | target pose | generated | target, one row per pair, as a PNG."""
-    generated = _generate_for_grid(model, vae, batch, image_size, steps, seed)
+    generated = _generate_for_grid(model, vae, batch, image_size, steps, seed, prediction_type)
     grid = grid_image([batch["source_view"], _pose_tiles(batch["pose"]), generated,
                        batch["target"]])
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -460,7 +465,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     if config.gradient_checkpointing:
         model.unet.enable_gradient_checkpointing()
     model.train()
-    noise_scheduler = build_noise_scheduler()
+    noise_scheduler = build_noise_scheduler(config.prediction_type)
     vae.requires_grad_(False).eval()
     vae_dtype = torch.float32
     if device.type == "cuda" and config.mixed_precision != "no":
@@ -535,7 +540,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
     def grid(step: int) -> None:
         if is_main and grid_batch is not None:
             write_sample_grid(run_dir / "samples" / f"step_{step:08d}.png", raw_model, vae,
-                              grid_batch, preset.image_size, config.sample_steps, config.seed)
+                              grid_batch, preset.image_size, config.sample_steps, config.seed,
+                              config.prediction_type)
 
     def checkpoint() -> Path:
         states = [capture_rng_state(generator)]

@@ -1,0 +1,93 @@
+"""Every benchmark script runs with --quick (tiny preset, 1–2 steps) and writes valid JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def bench_modules():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import bench_limit
+        import bench_sampler_quality
+        import bench_sampling
+        import bench_training
+        import run_all
+
+        yield {"bench_sampling": bench_sampling, "bench_limit": bench_limit,
+               "bench_training": bench_training, "bench_sampler_quality": bench_sampler_quality,
+               "run_all": run_all}
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def run_quick(module, tmp_path: Path, *extra: str) -> dict:
+    out = tmp_path / "result.json"
+    module.main(["--quick", "--out", str(out), *extra])
+    data = json.loads(out.read_text())
+    assert data["quick"] is True and data["machine"]["torch"]
+    return data
+
+
+def test_bench_sampling_quick(bench_modules, tmp_path):
+    data = run_quick(bench_modules["bench_sampling"], tmp_path)
+    assert {"rows", "equality", "same_outputs", "fastest", "per_step_overheads",
+            "attention"} <= set(data)
+    assert data["same_outputs"] is True  # naive loop == pipeline (≤ 1e-5), same run
+    assert data["attention"]["non_sdpa"] == []
+    names = {r["variant"] for r in data["rows"]}
+    assert {"naive_fp32", "ours_fp32", "ours_bf16", "ours_channels_last"} <= names
+    for row in data["rows"]:
+        assert {"s_per_image", "s_per_step", "unet_samples_per_image", "unet_calls",
+                "est_s_per_image_at_50_steps", "speedup_vs_naive", "cpu_s"} <= set(row)
+        assert row["unet_samples_per_image_per_step"] == 3
+        assert row["encode_calls"] == (row["steps"] if row["variant"] == "naive_fp32" else 1)
+        assert row["unet_calls"] == row["steps"] * (3 if row["variant"] == "naive_fp32" else 1)
+
+
+def test_bench_limit_quick(bench_modules, tmp_path):
+    data = run_quick(bench_modules["bench_limit"], tmp_path)
+    assert data["flops"]["step_flops"] > 0 and data["flops"]["encode_flops"] > 0
+    assert {"fp32", "bf16"} <= set(data["matmul_peak"])
+    for row in data["rows"]:
+        assert row["step_s"] > 0 and 0 < row["fraction_of_peak"]
+    assert "best_fraction_of_peak" in data and "meets_target" in data
+
+
+def test_bench_training_quick(bench_modules, tmp_path):
+    data = run_quick(bench_modules["bench_training"], tmp_path)
+    configs = {r["config"]: r for r in data["rows"]}
+    assert {"fp32", "fp32_checkpointing"} <= set(configs)
+    for row in configs.values():
+        assert row["step_s"] > 0 and row["peak_rss_gb"] > 0 and row["params_trainable"] > 0
+    est = data["gpu_estimate"][0]
+    assert est["is_estimate"] is True and est["target_batch"] == 8 and est["total_gb"] > 0
+
+
+def test_bench_sampler_quality_quick(bench_modules, tmp_path):
+    data = run_quick(bench_modules["bench_sampler_quality"], tmp_path)
+    assert {"rows", "seed_spread", "pick", "reference_row"} <= set(data)
+    samplers = {r["sampler"] for r in data["rows"]}
+    assert samplers == {"ddpm", "ddim", "dpm", "unipc"}
+    for row in data["rows"]:
+        assert 0 <= row["iou"] <= 1 and -1 <= row["ssim"] <= 1
+
+
+def test_bench_sampler_quality_without_model_exits_clearly(bench_modules, tmp_path, capsys):
+    with pytest.raises(SystemExit) as err:
+        bench_modules["bench_sampler_quality"].main(
+            ["--model", str(tmp_path / "missing"), "--out", str(tmp_path / "r.json")])
+    assert err.value.code == 2
+    assert "no model to evaluate" in capsys.readouterr().err
+
+
+def test_run_all_lists_every_script(bench_modules):
+    assert set(bench_modules["run_all"].BENCHMARKS) == {
+        "bench_sampling", "bench_limit", "bench_training", "bench_sampler_quality"}

@@ -1,0 +1,177 @@
+"""Speed options of CFLDPipeline keep the outputs (within tolerance) and recompute nothing."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from diffusers import AutoencoderKL
+from diffusers.models.attention_processor import AttnProcessor
+
+from cfld import CFLDModel, CFLDPipeline, PixelUnshuffleAutoencoder
+from cfld.pipelines import official_scheduler, speed
+from cfld.pipelines import pipeline_cfld as pipeline_module
+from cfld.presets import get_preset
+
+
+def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.double() - b.double()).norm() / b.double().norm())
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    torch.manual_seed(0)
+    model = CFLDModel(**get_preset("tiny").model).eval()
+    with torch.no_grad():
+        for conv in model.appearance_encoder.zero_conv_outs:
+            conv.weight.normal_(0, 0.2)
+    torch.manual_seed(1)
+    vae = AutoencoderKL(block_out_channels=(8, 8, 8, 8), norm_num_groups=8,
+                        down_block_types=("DownEncoderBlock2D",) * 4,
+                        up_block_types=("UpDecoderBlock2D",) * 4, latent_channels=4,
+                        layers_per_block=1).eval()
+    p = CFLDPipeline(model=model, scheduler=official_scheduler(), vae=vae)
+    p.set_progress_bar_config(disable=True)
+    return p
+
+
+@pytest.fixture(scope="module")
+def inputs(pipe):
+    g = torch.Generator().manual_seed(0)
+    src = torch.rand(2, 3, pipe.model.source_size, pipe.model.source_size, generator=g) * 2 - 1
+    pose = torch.rand(2, 21, *pipe.pose_size, generator=g)
+    latents = torch.randn(2, *pipe.latent_shape, generator=g)
+    return src, pose, latents
+
+
+def run(pipe, inputs, output_type="latent", **kw):
+    src, pose, latents = inputs
+    return pipe(src, pose, num_inference_steps=3, latents=latents, output_type=output_type,
+                generator=torch.Generator().manual_seed(5), **kw).images
+
+
+@pytest.fixture(scope="module")
+def reference(pipe, inputs):
+    return run(pipe, inputs), run(pipe, inputs, output_type="pt", keep_square=True)
+
+
+def test_defaults_unchanged(pipe, inputs, reference):
+    assert pipe._autocast is None and not pipe._channels_last
+    assert torch.equal(run(pipe, inputs, autocast=None), reference[0])
+    assert reference[0].dtype == torch.float32
+
+
+def test_bf16_autocast_close_to_fp32(pipe, inputs, reference):
+    z = run(pipe, inputs, autocast="bf16")
+    img = run(pipe, inputs, output_type="pt", keep_square=True, autocast="bf16")
+    assert z.dtype == torch.float32 and img.dtype == torch.float32  # latents/outputs stay fp32
+    assert 0 < rel(z, reference[0]) <= 2e-2
+    assert (img - reference[1]).abs().max() <= 0.05
+
+
+def test_enable_autocast_persists_and_call_overrides(pipe, inputs, reference):
+    pipe.enable_autocast("bf16")
+    try:
+        assert pipe._autocast == "bf16"
+        assert torch.equal(run(pipe, inputs), run(pipe, inputs, autocast="bf16"))
+        assert torch.equal(run(pipe, inputs, autocast=None), reference[0])
+    finally:
+        pipe.disable_autocast()
+    assert torch.equal(run(pipe, inputs), reference[0])
+
+
+def test_autocast_rejects_bad_values(pipe, inputs):
+    with pytest.raises(ValueError, match="autocast must be"):
+        run(pipe, inputs, autocast="int8")
+    with pytest.raises(ValueError, match="not useful on CPU"):
+        run(pipe, inputs, autocast="fp16")
+    with pytest.raises(ValueError, match="bfloat16 or float16"):
+        speed.resolve_autocast(torch.float32, "cpu")
+    assert speed.resolve_autocast("fp16", "cuda") == torch.float16
+    assert speed.resolve_autocast("auto", "cuda") == torch.float16
+    assert speed.resolve_autocast(None, "cpu") is None
+    assert speed.resolve_autocast("auto", "cpu") in (None, torch.bfloat16)
+
+
+def test_channels_last_same_outputs(pipe, inputs, reference):
+    pipe.enable_channels_last()
+    try:
+        conv = pipe.model.unet.conv_in.weight
+        assert conv.is_contiguous(memory_format=torch.channels_last)
+        z = run(pipe, inputs)
+        img = run(pipe, inputs, output_type="pt", keep_square=True)
+    finally:
+        pipe.disable_channels_last()
+    assert pipe.model.unet.conv_in.weight.is_contiguous()
+    assert rel(z, reference[0]) <= 1e-4
+    assert rel(img, reference[1]) <= 1e-4
+
+
+def test_conditions_encoded_once_per_call(pipe, inputs, monkeypatch):
+    """encode runs once per call; the branched conditions (with the expanded uncond prompt) are
+    built once and the very same tensors reach the UNet at every step."""
+    encodes, branchings, seen = [], [], []
+    model = pipe.model
+    orig_encode, orig_predict = model.encode, model.predict_noise
+    orig_branch = pipeline_module.branch_conditions
+
+    def encode(*a, **k):
+        encodes.append(1)
+        return orig_encode(*a, **k)
+
+    def branch(*a, **k):
+        branchings.append(1)
+        return orig_branch(*a, **k)
+
+    def predict(z, t, cond):
+        seen.append((id(cond), cond.prompt.data_ptr(), cond.pose_residuals[0].data_ptr()))
+        return orig_predict(z, t, cond)
+
+    monkeypatch.setattr(model, "encode", encode)
+    monkeypatch.setattr(model, "predict_noise", predict)
+    monkeypatch.setattr(pipeline_module, "branch_conditions", branch)
+    run(pipe, inputs)
+    assert len(encodes) == 1 and len(branchings) == 1
+    assert len(seen) == 3 and len(set(seen)) == 1
+
+
+def test_every_attention_uses_sdpa(pipe):
+    report = pipe.attention_report()
+    assert report["non_sdpa"] == []
+    assert report["processors"]["QueryBiasAttnProcessor"] == 9
+    assert report["processors"]["AttnProcessor2_0"] > 0
+    # a stock non-SDPA processor is detected and replaced
+    model = CFLDModel(**get_preset("tiny").model)
+    attn = model.unet.mid_block.attentions[0].transformer_blocks[0].attn1
+    attn.set_processor(AttnProcessor())
+    assert len(speed.non_sdpa_attention(model)) == 1
+    assert speed.use_sdpa_everywhere(model) == 1
+    assert speed.non_sdpa_attention(model) == []
+
+
+def test_vae_slicing_and_tiling_delegate(pipe, inputs, reference):
+    pipe.enable_vae_slicing()
+    try:
+        assert pipe.vae.use_slicing
+        img = run(pipe, inputs, output_type="pt", keep_square=True)
+    finally:
+        pipe.disable_vae_slicing()
+    assert not pipe.vae.use_slicing
+    assert rel(img, reference[1]) <= 1e-5
+    pipe.enable_vae_tiling()
+    assert pipe.vae.use_tiling
+    pipe.disable_vae_tiling()
+    assert not pipe.vae.use_tiling
+    # the parameter-free pixel autoencoder has nothing to slice: a no-op, not an error
+    assert not speed.set_vae_memory_mode(PixelUnshuffleAutoencoder(4), slicing=True)
+
+
+def test_compile_unet_in_place_keeps_state_dict(pipe):
+    model = CFLDModel(**get_preset("tiny").model)
+    p = CFLDPipeline(model=model, scheduler=official_scheduler())
+    keys = list(model.state_dict())
+    p.compile_unet()  # lazy: compiles at the first call
+    try:
+        assert speed.is_compiled(model.unet)
+        assert list(model.state_dict()) == keys
+    finally:
+        model.unet._compiled_call_impl = None
