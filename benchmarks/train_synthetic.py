@@ -1,6 +1,6 @@
 """Train the shipped small CFLD model on procedural people — one reproducible command.
 
-    python benchmarks/train_synthetic.py --out runs/synthetic            # the shipped model
+    python benchmarks/train_synthetic.py --out runs/synthetic --install  # the shipped model
     python benchmarks/train_synthetic.py --out /tmp/timing --timing 50   # measure s/step only
 
 1. Writes the procedural data set (``cfld data synth`` with a fixed seed) into ``<out>/data``
@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="torch CPU threads (default 1: on 2 shared cores 2 threads were "
                              "10-17x slower whenever another process was busy)")
     parser.add_argument("--seed", type=int, default=3407)
+    parser.add_argument("--install", action="store_true",
+                        help="copy the trained model into src/cfld/assets/cfld-synthetic "
+                             "(float16 weights): the model `cfld demo` ships")
     parser.add_argument("--timing", type=int, default=0, metavar="N",
                         help="only time N steps (no checkpoints, grids or export) and print "
                              "seconds/step and the losses")
@@ -139,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_count": os.cpu_count(),
     }
     print(json.dumps(summary, indent=1), flush=True)
+    if args.install and result["model_dir"]:
+        from cfld.shipped import package_pipeline
+
+        print(f"[install] {package_pipeline(result['model_dir'])}", flush=True)
     return 0
 
 

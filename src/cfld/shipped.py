@@ -58,3 +58,16 @@ def load_pipeline(model: str | None = None, vae: str | None = None,
     if device is not None:
         pipe.to(device)
     return pipe
+
+
+def package_pipeline(src: str | os.PathLike, dst: str | os.PathLike = SHIPPED_DIR) -> Path:
+    """Copy a trained pipeline folder into the package, weights stored in float16 (≈ half the
+    size; :func:`load_shipped_pipeline` computes in float32)."""
+    import torch
+
+    from cfld.checkpoint import atomic_save_dir
+    from cfld.pipelines.pipeline_cfld import CFLDPipeline
+
+    pipe = CFLDPipeline.from_pretrained(src)
+    pipe.model.to(torch.float16)
+    return atomic_save_dir(dst, lambda tmp: pipe.save_pretrained(tmp, safe_serialization=True))
