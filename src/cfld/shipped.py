@@ -30,10 +30,22 @@ def load_shipped_pipeline():
     """Load the shipped pipeline (CPU, float32)."""
     from cfld.pipelines.pipeline_cfld import CFLDPipeline
 
-    import torch
+    import json
 
+    import torch
+    from diffusers import DDPMScheduler
+
+    from cfld.models.cfld import CFLDModel
+    from cfld.models.pixel_autoencoder import PixelUnshuffleAutoencoder
+
+    folder = shipped_model_dir()
     # Stored in float16 to keep the wheel small; computed in float32.
-    return CFLDPipeline.from_pretrained(shipped_model_dir(), torch_dtype=torch.float32)
+    model = CFLDModel.from_pretrained(folder / "model", torch_dtype=torch.float32)
+    index = json.loads((folder / "model_index.json").read_text())
+    return CFLDPipeline(model=model,
+                        scheduler=DDPMScheduler.from_pretrained(folder / "scheduler"),
+                        vae=PixelUnshuffleAutoencoder.from_pretrained(folder / "vae"),
+                        output_size=index.get("output_size"))
 
 
 def load_pipeline(model: str | None = None, vae: str | None = None,

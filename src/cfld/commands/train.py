@@ -63,6 +63,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "appearance and pose)")
     p.add_argument("--drop-prob", type=float, default=d.drop_prob,
                    help=f"dropout probability (default {d.drop_prob})")
+    p.add_argument("--prediction-type", default="epsilon",
+                   choices=("epsilon", "sample", "v_prediction"),
+                   help="network target: epsilon (official), sample (x0) or v_prediction — the "
+                        "latter two for models trained from scratch")
     p.add_argument("--uniform-timesteps", action="store_true",
                    help="uniform instead of the official cubic timestep sampling")
     p.add_argument("--resume", default=None,
@@ -103,6 +107,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         max_steps=args.max_steps, lr=args.lr, warmup_steps=args.warmup_steps,
         decay_epochs=tuple(args.decay_epochs), drop_prob=args.drop_prob, dropout=args.dropout,
         cubic_sampling=not args.uniform_timesteps, mixed_precision=args.mixed_precision,
+        prediction_type=args.prediction_type,
         gradient_checkpointing=args.gradient_checkpointing, seed=args.seed,
         log_every=args.log_every, sample_every=args.sample_every,
         sample_steps=args.sample_steps, checkpoint_every=args.checkpoint_every,

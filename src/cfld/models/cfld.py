@@ -346,6 +346,9 @@ class CFLDModel(ModelMixin, ConfigMixin):
         with torch.device("meta"):
             model = cls.from_config(config)
         state = load_file(str(weights))
+        if torch_dtype is not None:  # cast the tensors, not the module: no double copy
+            state = {k: v.to(torch_dtype) if v.is_floating_point() else v
+                     for k, v in state.items()}
         load_state_strict(model, state, assign=True,
                           hint=f"config.json and the weights in {folder} disagree")
         model.source_encoder.reset_buffers()  # non-persistent buffers are recomputed, not stored
@@ -353,8 +356,8 @@ class CFLDModel(ModelMixin, ConfigMixin):
                             model.appearance_encoder.block_idx)
         for param in (p for n, p in model.named_parameters() if not n.startswith("unet.")):
             param.requires_grad_(True)
-        if torch_dtype is not None or device is not None:
-            model.to(device=device, dtype=torch_dtype)
+        if device is not None:
+            model.to(device=device)
         return model.eval()
 
     # ------------------------------------------------------------------ training helpers
