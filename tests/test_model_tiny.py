@@ -158,3 +158,25 @@ def test_gradients_reach_official_trainable_set(tiny):
     assert model.pose_adapter.conv_in.weight.grad is not None
     # zero-init out convs get a gradient even though the bias starts at zero
     assert model.appearance_encoder.zero_conv_outs[0].weight.grad.abs().sum() > 0
+
+
+def test_pretrained_parts_from_a_diffusers_folder(tmp_path):
+    """SD-1.5 UNet/VAE from a pipeline-style folder (unet/, vae/ subfolders), strictly."""
+    from diffusers import AutoencoderKL
+
+    from cfld.models.pretrained import init_from_pretrained_parts, load_vae
+    from cfld.models.unet import build_unet
+
+    torch.manual_seed(3)
+    unet = build_unet(get_preset("tiny").model["unet_config"])
+    unet.save_pretrained(tmp_path / "sd" / "unet")
+    AutoencoderKL(block_out_channels=(8,), norm_num_groups=8).save_pretrained(tmp_path / "sd" / "vae")
+    model = CFLDModel(**get_preset("tiny").model)
+    init_from_pretrained_parts(model, unet=tmp_path / "sd")
+    for (k, a), (_, b) in zip(model.unet.state_dict().items(), unet.state_dict().items(),
+                              strict=True):
+        assert torch.equal(a, b), k
+    assert sum(p.requires_grad for p in model.unet.parameters()) == 18
+    assert isinstance(load_vae(tmp_path / "sd"), AutoencoderKL)
+    with pytest.raises(FileNotFoundError, match="Stable Diffusion 1.5 folder"):
+        load_vae(tmp_path / "missing")

@@ -12,7 +12,7 @@ import os
 from cfld.checkpoint import load_state_strict
 from cfld.models.cfld import CFLDModel
 from cfld.models.source_encoder import load_swin_pretrained
-from cfld.models.unet import apply_trainable_set, load_pretrained_unet
+from cfld.models.unet import apply_trainable_set, load_pretrained_unet, load_sd_component
 
 
 def init_from_pretrained_parts(model: CFLDModel, unet: str | os.PathLike | None = None,
@@ -45,13 +45,4 @@ def load_vae(path_or_id: str | os.PathLike, subfolder: str | None = None):
     """Load the SD-1.5 AutoencoderKL from a diffusers folder (``vae/`` used if present)."""
     from diffusers import AutoencoderKL
 
-    path = os.fspath(path_or_id)
-    if subfolder is None and os.path.isdir(os.path.join(path, "vae")):
-        subfolder = "vae"
-    try:
-        return AutoencoderKL.from_pretrained(path, subfolder=subfolder)
-    except OSError as err:
-        raise FileNotFoundError(
-            f"could not load a diffusers VAE from {path!r} ({err}); give a local Stable "
-            "Diffusion 1.5 folder (with vae/config.json and weights) or a hub id while online"
-        ) from err
+    return load_sd_component(AutoencoderKL, path_or_id, "vae", subfolder)

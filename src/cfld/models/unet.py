@@ -60,22 +60,27 @@ def build_unet(config: dict[str, Any] | None = None) -> UNet2DConditionModel:
     return UNet2DConditionModel(**clean_unet_config(config or SD15_UNET_CONFIG))
 
 
-def load_pretrained_unet(path_or_id: str | os.PathLike, subfolder: str | None = None,
-                         ) -> UNet2DConditionModel:
-    """Load the SD-1.5 UNet from a local diffusers folder or a hub id (for training from scratch).
-
-    A full SD pipeline folder has the UNet under ``unet/``; that subfolder is used automatically.
-    """
+def load_sd_component(cls: type, path_or_id: str | os.PathLike, name: str,
+                      subfolder: str | None = None):
+    """Load one Stable Diffusion component (``cls.from_pretrained``) from a local folder or hub
+    id; a full SD pipeline folder's ``name/`` subfolder is used automatically."""
     path = os.fspath(path_or_id)
-    if subfolder is None and os.path.isdir(os.path.join(path, "unet")):
-        subfolder = "unet"
+    if subfolder is None and os.path.isdir(os.path.join(path, name)):
+        subfolder = name
     try:
-        return UNet2DConditionModel.from_pretrained(path, subfolder=subfolder)
+        return cls.from_pretrained(path, subfolder=subfolder)
     except OSError as err:
         raise FileNotFoundError(
-            f"could not load a diffusers UNet from {path!r} ({err}); give a local Stable "
-            "Diffusion 1.5 folder (with unet/config.json and weights) or a hub id while online"
+            f"could not load a diffusers {cls.__name__} from {path!r} ({err}); give a local "
+            f"Stable Diffusion 1.5 folder (with {name}/config.json and weights) or a hub id "
+            "while online"
         ) from err
+
+
+def load_pretrained_unet(path_or_id: str | os.PathLike, subfolder: str | None = None,
+                         ) -> UNet2DConditionModel:
+    """Load the SD-1.5 UNet from a local diffusers folder or a hub id (for training from scratch)."""
+    return load_sd_component(UNet2DConditionModel, path_or_id, "unet", subfolder)
 
 
 def trainable_unet_parameters(
