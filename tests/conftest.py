@@ -30,3 +30,40 @@ def _torch_threads():
     # threads make torch on CPU many times slower, not a little).
     torch.set_num_threads(int(os.environ.get("CFLD_TEST_THREADS", "2")))
     yield
+
+
+def make_pixel_pipeline(output_size=(64, 44), perturb: bool = False, seed: int = 0):
+    """The shipped model's architecture with random weights, in pixel space (exact autoencoder).
+
+    ``perturb`` gives the zero-initialised appearance convs random weights so the appearance
+    path changes outputs.
+    """
+    import torch
+
+    from cfld import CFLDModel, CFLDPipeline, PixelUnshuffleAutoencoder
+    from cfld.pipelines import official_scheduler
+    from cfld.presets import get_preset
+
+    torch.manual_seed(seed)
+    model = CFLDModel(**get_preset("synthetic").model).eval()
+    if perturb:
+        with torch.no_grad():
+            for conv in model.appearance_encoder.zero_conv_outs:
+                conv.weight.normal_(0, 0.2)
+    pipe = CFLDPipeline(model=model, scheduler=official_scheduler(),
+                        vae=PixelUnshuffleAutoencoder(4),
+                        output_size=list(output_size) if output_size else None)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def tiny_vae():
+    """A small random AutoencoderKL with SD's /8 reduction (for the ``tiny`` preset)."""
+    import torch
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(1)
+    return AutoencoderKL(block_out_channels=(8, 8, 8, 8), norm_num_groups=8,
+                         down_block_types=("DownEncoderBlock2D",) * 4,
+                         up_block_types=("UpDecoderBlock2D",) * 4, latent_channels=4,
+                         layers_per_block=1).eval()

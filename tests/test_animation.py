@@ -9,7 +9,6 @@ import pytest
 import torch
 from PIL import Image
 
-from cfld import CFLDModel, CFLDPipeline, PixelUnshuffleAutoencoder, get_preset
 from cfld.animation import (
     POSE_GALLERY_DIR,
     animate,
@@ -23,23 +22,15 @@ from cfld.animation import (
     save_video,
 )
 from cfld.cli import main
-from cfld.pipelines import official_scheduler
 from cfld.pose import Keypoints
+from conftest import make_pixel_pipeline
 
 FAST = dict(num_inference_steps=1, guidance_type="none")  # one UNet call per frame
 
 
 @pytest.fixture(scope="module")
 def pipe():
-    torch.manual_seed(0)
-    model = CFLDModel(**get_preset("synthetic").model).eval()
-    with torch.no_grad():  # zero-initialised at random init: give the appearance biases weight
-        for conv in model.appearance_encoder.zero_conv_outs:
-            conv.weight.normal_(0, 0.2)
-    p = CFLDPipeline(model=model, scheduler=official_scheduler(),
-                     vae=PixelUnshuffleAutoencoder(4), output_size=[64, 44])
-    p.set_progress_bar_config(disable=True)
-    return p
+    return make_pixel_pipeline(perturb=True)
 
 
 def photo(seed: int = 0) -> Image.Image:

@@ -10,6 +10,7 @@ gr = pytest.importorskip("gradio")
 
 from cfld.app import MAX_UPLOAD_MB, _Inputs, build_app  # noqa: E402
 from cfld.cli import build_parser  # noqa: E402
+from conftest import make_pixel_pipeline  # noqa: E402
 
 
 def test_uploads_are_checked(tmp_path):
@@ -48,14 +49,7 @@ def test_mask_from_editor_layers(tmp_path):
 
 
 def test_build_app_and_cli_defaults():
-    import torch
-
-    from cfld import CFLDModel, CFLDPipeline, PixelUnshuffleAutoencoder, get_preset
-    from cfld.pipelines import official_scheduler
-
-    torch.manual_seed(0)
-    pipe = CFLDPipeline(model=CFLDModel(**get_preset("synthetic").model).eval(),
-                        scheduler=official_scheduler(), vae=PixelUnshuffleAutoencoder(4))
+    pipe = make_pixel_pipeline(output_size=None)
     demo = build_app(pipe, default_steps=3)
     assert isinstance(demo, gr.Blocks)
     ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
@@ -68,16 +62,9 @@ def test_build_app_and_cli_defaults():
 
 def test_handlers_of_every_tab(tmp_path):
     """Each tab's handler end to end in-process (1 DDIM step, random small model)."""
-    import torch
-
-    from cfld import CFLDModel, CFLDPipeline, PixelUnshuffleAutoencoder, get_preset
     from cfld.animation import gallery_poses
-    from cfld.pipelines import official_scheduler
 
-    torch.manual_seed(0)
-    pipe = CFLDPipeline(model=CFLDModel(**get_preset("synthetic").model).eval(),
-                        scheduler=official_scheduler(), vae=PixelUnshuffleAutoencoder(4),
-                        output_size=[64, 44])
+    pipe = make_pixel_pipeline()
     demo = build_app(pipe, default_steps=1, guidance_type="none")
     fns = {f.name: f.fn for f in demo.fns.values()}
     rng = np.random.default_rng(0)

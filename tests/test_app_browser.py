@@ -18,8 +18,9 @@ from urllib.parse import urlparse
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
+
+from conftest import make_pixel_pipeline
 
 pytestmark = pytest.mark.browser
 
@@ -50,14 +51,9 @@ def browser():
 
 @pytest.fixture(scope="module")
 def served_app():
-    from cfld import CFLDModel, CFLDPipeline, PixelUnshuffleAutoencoder, get_preset
     from cfld.app import build_app, launch_app
-    from cfld.pipelines import official_scheduler
 
-    torch.manual_seed(0)
-    pipe = CFLDPipeline(model=CFLDModel(**get_preset("synthetic").model).eval(),
-                        scheduler=official_scheduler(), vae=PixelUnshuffleAutoencoder(4),
-                        output_size=[64, 44])
+    pipe = make_pixel_pipeline()
     demo = build_app(pipe, default_steps=2)
     _, url, _ = launch_app(demo, host="127.0.0.1", port=_free_port(), prevent_thread_lock=True,
                            quiet=True)

@@ -5,24 +5,18 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from PIL import Image
 
-from cfld import CFLDModel, CFLDPipeline, PixelUnshuffleAutoencoder
 from cfld.cli import main
 from cfld.data import ANNOTATION_TEST, PAIRS_TEST, TEST_DIR, read_annotations, read_pairs
 from cfld.data.synthetic import make_sample_root
-from cfld.pipelines import official_scheduler
-from cfld.presets import get_preset
+from conftest import make_pixel_pipeline
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    model = CFLDModel(**get_preset("synthetic").model).eval()
     out = tmp_path_factory.mktemp("pipe") / "pipe"
-    CFLDPipeline(model=model, scheduler=official_scheduler(), vae=PixelUnshuffleAutoencoder(4),
-                 output_size=[128, 88]).save_pretrained(out)
+    make_pixel_pipeline(output_size=(128, 88)).save_pretrained(out)
     return out
 
 

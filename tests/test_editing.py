@@ -8,7 +8,6 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from cfld import CFLDModel, CFLDPipeline, PixelUnshuffleAutoencoder, get_preset
 from cfld.animation import gallery_poses
 from cfld.cli import main
 from cfld.pipelines import official_scheduler
@@ -24,6 +23,7 @@ from cfld.pipelines.editing import (
     style_transfer,
 )
 from cfld.pipelines.schedulers import make_scheduler
+from conftest import make_pixel_pipeline
 
 STEPS = 2  # style transfer: step 0 blends with q(z_ref, t), the last step with z_ref
 FAST = dict(num_inference_steps=1, guidance_type="none")  # one UNet call per image
@@ -32,15 +32,7 @@ FAST = dict(num_inference_steps=1, guidance_type="none")  # one UNet call per im
 @pytest.fixture(scope="module")
 def pipe():
     """The shipped model's architecture with random weights, in pixel space (exact AE)."""
-    torch.manual_seed(0)
-    model = CFLDModel(**get_preset("synthetic").model).eval()
-    with torch.no_grad():  # zero-initialised at random init: give the appearance biases weight
-        for conv in model.appearance_encoder.zero_conv_outs:
-            conv.weight.normal_(0, 0.2)
-    p = CFLDPipeline(model=model, scheduler=official_scheduler(),
-                     vae=PixelUnshuffleAutoencoder(4), output_size=[64, 44])
-    p.set_progress_bar_config(disable=True)
-    return p
+    return make_pixel_pipeline(perturb=True)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 from diffusers import (
-    AutoencoderKL,
     DDIMScheduler,
     DDPMScheduler,
     DPMSolverMultistepScheduler,
@@ -17,12 +16,13 @@ from diffusers import (
 )
 from PIL import Image
 
-from cfld import CFLDModel, CFLDPipeline, PixelUnshuffleAutoencoder
+from cfld import CFLDModel, CFLDPipeline
 from cfld.cli import main
 from cfld.pipelines import GUIDANCE_TYPES, official_scheduler
 from cfld.pipelines.guidance import branch_conditions, get_guidance, GuidanceScales
 from cfld.pose import Keypoints
 from cfld.presets import get_preset
+from conftest import make_pixel_pipeline, tiny_vae
 from test_model_official import FIXTURE_DIRS, load, needs_fixture, rel
 
 
@@ -85,14 +85,6 @@ def test_first_step_guided_prediction(official):
 
 
 # --------------------------------------------------------------------------- tiny pipelines
-def tiny_vae() -> AutoencoderKL:
-    torch.manual_seed(1)
-    return AutoencoderKL(block_out_channels=(8, 8, 8, 8), norm_num_groups=8,
-                         down_block_types=("DownEncoderBlock2D",) * 4,
-                         up_block_types=("UpDecoderBlock2D",) * 4, latent_channels=4,
-                         layers_per_block=1).eval()
-
-
 @pytest.fixture(scope="module")
 def tiny_pipe():
     torch.manual_seed(0)
@@ -241,11 +233,7 @@ def test_pipeline_without_vae_only_returns_latents(tiny_pipe):
 
 
 def test_pixel_pipeline_save_load_roundtrip(tmp_path):
-    torch.manual_seed(0)
-    model = CFLDModel(**get_preset("synthetic").model).eval()
-    pipe = CFLDPipeline(model=model, scheduler=official_scheduler(),
-                        vae=PixelUnshuffleAutoencoder(4), output_size=[64, 44])
-    pipe.set_progress_bar_config(disable=True)
+    pipe = make_pixel_pipeline()
     pipe.save_pretrained(tmp_path / "pipe")
     loaded = CFLDPipeline.from_pretrained(tmp_path / "pipe")
     loaded.set_progress_bar_config(disable=True)

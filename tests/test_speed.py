@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from diffusers import AutoencoderKL
 from diffusers.models.attention_processor import AttnProcessor
 
 from cfld import CFLDModel, CFLDPipeline, PixelUnshuffleAutoencoder
 from cfld.pipelines import official_scheduler, speed
 from cfld.pipelines import pipeline_cfld as pipeline_module
 from cfld.presets import get_preset
+from conftest import tiny_vae
 
 
 def rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -24,12 +24,7 @@ def pipe():
     with torch.no_grad():
         for conv in model.appearance_encoder.zero_conv_outs:
             conv.weight.normal_(0, 0.2)
-    torch.manual_seed(1)
-    vae = AutoencoderKL(block_out_channels=(8, 8, 8, 8), norm_num_groups=8,
-                        down_block_types=("DownEncoderBlock2D",) * 4,
-                        up_block_types=("UpDecoderBlock2D",) * 4, latent_channels=4,
-                        layers_per_block=1).eval()
-    p = CFLDPipeline(model=model, scheduler=official_scheduler(), vae=vae)
+    p = CFLDPipeline(model=model, scheduler=official_scheduler(), vae=tiny_vae())
     p.set_progress_bar_config(disable=True)
     return p
 
