@@ -129,6 +129,7 @@ def run_demo(out_dir: str | Path = "demo", num_pairs: int = 6, num_inference_ste
     """The `cfld demo`: shipped model on unseen procedural people → grid.png + metrics.json."""
     import json
 
+    from cfld.checkpoint import write_text_atomic
     from cfld.shipped import DEMO_SETTINGS, load_pipeline
     from cfld.visualize import make_grid, save_image_atomic
 
@@ -161,7 +162,5 @@ def run_demo(out_dir: str | Path = "demo", num_pairs: int = 6, num_inference_ste
     metrics = result.as_dict()
     metrics["settings"] = {"scheduler": scheduler or DEMO_SETTINGS["scheduler"], "steps": steps,
                            "seed": seed, "image_size": list(pipe.default_output_size)}
-    tmp_json = out_dir / ".metrics.json.tmp"
-    tmp_json.write_text(json.dumps(metrics, indent=2))
-    tmp_json.replace(out_dir / "metrics.json")
+    write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2))
     return metrics

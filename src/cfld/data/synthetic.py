@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from cfld.checkpoint import write_bytes_atomic, write_text_atomic
 from cfld.data.deepfashion import (
     SPLIT_FILES,
     SPLITS,
@@ -346,23 +346,6 @@ def render_person(
     return img, cv.lab
 
 
-# ------------------------------------------------------------------------------------ writing
-def _write_bytes(path: Path, data: bytes) -> None:
-    """Atomic write: temp file in the same folder, then rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_text(path: Path, text: str) -> None:
-    _write_bytes(path, text.encode("utf-8"))
-
-
 def image_name(person: int, pose: int, front: bool) -> str:
     """Flat DeepFashion-style file name of one procedural image (facts §5.2 style).
 
@@ -448,8 +431,8 @@ def synthesize(
                 img, parts = render_person(app, pose, (h, w))
                 name = image_name(pid, k, pose.front)
                 jpg, png = _encode(img, parts)
-                _write_bytes(img_dir / name, jpg)
-                _write_bytes(parts_dir / (Path(name).stem + ".png"), png)
+                write_bytes_atomic(img_dir / name, jpg)
+                write_bytes_atomic(parts_dir / (Path(name).stem + ".png"), png)
                 coords = np.where(pose.visible[:, None], pose.joints, MISSING)
                 kp = Keypoints(coords, (h, w)).rescale(DEEPFASHION_FRAME)
                 ys, xs = kp.to_strings()
@@ -470,9 +453,9 @@ def synthesize(
             for stale in folder.glob(f"{_NAME_PREFIX}*"):
                 if stale.name not in keep:
                     stale.unlink()
-        _write_text(out / files["lst"], "\n".join(names) + "\n")
-        _write_text(out / files["annotations"], "\n".join(annot_rows) + "\n")
-        _write_text(out / files["pairs"], "\n".join(pair_rows) + "\n")
+        write_text_atomic(out / files["lst"], "\n".join(names) + "\n")
+        write_text_atomic(out / files["annotations"], "\n".join(annot_rows) + "\n")
+        write_text_atomic(out / files["pairs"], "\n".join(pair_rows) + "\n")
         stats[f"{split}_pairs"] = len(pair_rows) - 1
         if log is not None:
             n_people = len(split_people[split])

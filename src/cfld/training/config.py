@@ -174,13 +174,10 @@ class TrainConfig:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the configuration as JSON (atomically)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n",
-                       encoding="utf-8")
-        os.replace(tmp, path)
-        return path
+        from cfld.checkpoint import write_text_atomic
+
+        return write_text_atomic(
+            path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> TrainConfig:
