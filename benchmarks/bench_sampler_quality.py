@@ -4,18 +4,21 @@ With the shipped small model (``cfld.shipped``; or ``--model DIR``), on test pai
 people never seen in training (``cfld.data.synthetic``, another seed, the test split):
 
 * DDPM-50 (the paper's sampler) with two seeds: the reference and its seed-to-seed spread;
-* DDIM, DPM-Solver++ and UniPC at 10, 15, 20 and 25 steps, started from the same z_T as the
-  DDPM-50 seed-0 run.
+* DDIM, DPM-Solver++, UniPC, DDPM and Euler-ancestral at 10, 15, 20 and 25 steps, started from
+  the same z_T as the DDPM-50 seed-0 run.
 
 Scores per configuration: SSIM and silhouette IoU against the ground truth (``cfld.metrics``;
 the authors' 51×51-window SSIM; a 7×7 window only for images narrower than 51 pixels), the mean
 absolute pixel distance to the DDPM-50 output of the same seed, and seconds per image.
 
-A configuration is *within the DDPM-50 spread* when its mean SSIM and mean IoU are no lower than
-DDPM-50's minus the seed-to-seed spread (the larger of the difference between the two seeds'
-means and two standard errors of the per-pair seed differences) and its pixel distance to
-DDPM-50 is no larger than DDPM-50's own seed-to-seed pixel distance.  The fastest such
-configuration (fewest UNet evaluations) is the pick.
+A configuration is *within the DDPM-50 spread* when its mean SSIM and mean IoU (quality: the
+agreement with the ground truth) are no lower than DDPM-50's minus the seed-to-seed spread (the
+larger of the difference between the two seeds' means and two standard errors of the per-pair
+seed differences).  The fastest such configuration (fewest UNet evaluations; at equal cost the
+better SSIM) is the pick.  The pixel distance to the DDPM-50 image of the same z_T is reported
+next to DDPM-50's own seed-to-seed distance (``pixel_le_seed_distance``) but is not a quality
+gate: DDPM-50 is stochastic, so any other sampler's image, however good, is "another sample"
+whose distance to it is of the order of the seed-to-seed distance.
 
     python benchmarks/bench_sampler_quality.py                 # shipped model
     python benchmarks/bench_sampler_quality.py --model DIR     # a trained pipeline folder
@@ -38,7 +41,9 @@ from PIL import Image
 
 import common
 
-SAMPLERS = ("ddim", "dpm", "unipc")
+# The issue's three deterministic solvers, plus the two stochastic ones (DDPM itself with fewer
+# steps, and Euler ancestral): a stochastic sampler adds fresh noise at every step as DDPM-50 does.
+SAMPLERS = ("ddim", "dpm", "unipc", "ddpm", "euler_a")
 STEPS = (10, 15, 20, 25)
 REFERENCE = ("ddpm", 50)
 SSIM_WINDOW = 7
@@ -185,7 +190,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     rows = [{"sampler": "ddpm", "steps": ref_steps, "unet_evals_per_image": 3 * ref_steps,
              "s_per_image": t_ref, "ssim": reference["ssim"], "iou": reference["iou"],
-             "pixel_dist_to_ddpm50": 0.0, "within_spread": True}]
+             "pixel_dist_to_ddpm50": 0.0, "within_spread": True,
+             "pixel_le_seed_distance": True}]
     for sched in SAMPLERS:
         for steps in steps_list:
             common.log(f"{sched}-{steps}")
@@ -196,8 +202,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    "iou": float(sc["iou"].mean()),
                    "pixel_dist_to_ddpm50": pixel_distance(imgs, ref0)}
             row["within_spread"] = (row["ssim"] >= reference["ssim"] - spread["ssim"]
-                                    and row["iou"] >= reference["iou"] - spread["iou"]
-                                    and row["pixel_dist_to_ddpm50"] <= spread["pixel"])
+                                    and row["iou"] >= reference["iou"] - spread["iou"])
+            row["pixel_le_seed_distance"] = row["pixel_dist_to_ddpm50"] <= spread["pixel"]
             rows.append(row)
     result["rows"] = rows
     ok = [r for r in rows[1:] if r["within_spread"]]
@@ -205,12 +211,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result["pick"] = {"sampler": pick["sampler"], "steps": pick["steps"],
                       "speedup_vs_ddpm50": rows[0]["unet_evals_per_image"]
                       / pick["unet_evals_per_image"],
-                      "reason": ("fewest steps whose SSIM, IoU and pixel distance are within the "
-                                 "DDPM seed-to-seed spread") if ok else
+                      "reason": ("fewest steps whose SSIM and IoU are within the DDPM "
+                                 "seed-to-seed spread") if ok else
                                 "no faster sampler within the spread: keep DDPM"}
     path = common.write_json(result, args.out)
     print(common.table(rows, ["sampler", "steps", "s_per_image", "ssim", "iou",
-                              "pixel_dist_to_ddpm50", "within_spread"]))
+                              "pixel_dist_to_ddpm50", "pixel_le_seed_distance",
+                              "within_spread"]))
     print(f"DDPM seed-to-seed spread: SSIM {spread['ssim']:.4f}, IoU {spread['iou']:.4f}, "
           f"pixel {spread['pixel']:.4f}; pick: {pick['sampler']}-{pick['steps']}   → {path}")
     return result

@@ -7,24 +7,37 @@
    unless it is already there: 500 training people × 6 poses at 128×88 (≤ 20 ordered pairs per
    person → 10,000 training pairs) and 10 held-out people (200 test pairs, people never seen in
    training).
-2. Trains preset ``synthetic`` (pixel-space latents, trainable set ``all``, UNet from scratch)
-   on the CPU with :func:`cfld.training.train`, writing checkpoints, sample grids, TensorBoard
-   logs and finally the inference folder ``<out>/run/model``.  Rerunning the same command
-   resumes from the newest checkpoint (exactly; a resumed run keeps the LR schedule stored in
-   its checkpoint, so a larger ``--steps`` extends the run at the decayed LR).
+2. Stage 1 (``<out>/run``): trains preset ``synthetic`` (pixel-space latents, trainable set
+   ``all``, UNet from scratch) on the CPU with :func:`cfld.training.train` for ``--steps``
+   (2,000) steps at LR 5e-4, writing checkpoints, sample grids, TensorBoard logs and the
+   inference folder ``<out>/run/model``.
+3. Stage 2 (``<out>/finetune``): continues from that model (``TrainConfig.init_from``: the
+   weights, with a fresh Adam state and LR schedule) for ``--finetune-steps`` (3,000) steps at
+   LR 2e-4.  A restarted schedule (SGDR-style) lets the model leave the plateau stage 1 ended on;
+   stage 1's LR decay had already shown that a lower LR keeps improving it.
+   ``--install`` packages the last stage's model into ``cfld/assets/cfld-synthetic``.
+
+Rerunning the command skips finished stages and resumes an interrupted one from its newest
+checkpoint (exactly; a resumed run keeps the LR schedule stored in its checkpoint).
 
 Measured on the 2 shared CPU cores of the dev VM (AMD EPYC, fp32): ONE torch thread, batch 8:
-1.07 s/step (batch 16: 1.70 s/step); TWO threads: 8.8–18.6 s/step whenever another process was
-busy (OpenMP threads waiting on each other), hence ``--threads 1``.  bf16 autocast: 1.05 s/step
-(no gain), so the default is fp32.  Measure the current preset with ``--timing 50``.
+0.92–1.1 s/step (batch 16: 1.70 s/step); TWO threads: 8.8–18.6 s/step whenever another process
+was busy (OpenMP threads waiting on each other), hence ``--threads 1``.  bf16 autocast: 1.05
+s/step (no gain), so the default is fp32.  The two stages take about 1.5 h.
 
 Recipe changes from the paper's fine-tuning recipe (a from-scratch model, a few thousand steps):
-LR 5e-4 with a 200-step warm-up and ×0.1 for the last 20 % of the steps; the paper's joint
+higher LRs with short warm-ups and ×0.1 for the last 20 % of each stage; the paper's joint
 classifier-free dropout (prompt + appearance + pose), which trains the exact "unconditional"
-states that the pipeline's default guidance (Eq. 7) queries.  Everything else is official:
-x0-prediction and uniform timesteps (cubic sampling is for fine-tuning a pretrained SD UNet: from scratch it
+states that the pipeline's default guidance (Eq. 7) queries; x0-prediction instead of ε (from
+scratch, ε-prediction must first learn to pass 48 channels of noise through the UNet) and
+uniform timesteps (cubic sampling is for fine-tuning a pretrained SD UNet: from scratch it
 leaves the low-noise steps untrained).  Everything else is official: Adam (0.9, 0.999, 1e-8),
 η = 0.2, the DDPM schedule.
+
+Tried and not used: stage 2 as v-prediction (``--finetune-prediction v_prediction``, the x0
+network re-read as a v network).  v builds the identity z_t → x0 at low noise into the
+parametrisation, but the network must relearn its output at mid noise: after 200 steps its
+silhouette IoU was 0.18 (x0 stage 2 at the same point: 0.65), so it was stopped.
 """
 
 from __future__ import annotations
@@ -51,6 +64,28 @@ def make_data(root: Path) -> Path:
     return root
 
 
+def x0_model_as_v_prediction(src: Path, dst: Path) -> Path:
+    """The stage-1 x0-prediction model, re-read as a v-prediction model (stage-2 start point).
+
+    v-prediction recovers x0 = √ᾱ·z_t − √(1−ᾱ)·v.  At high noise (ᾱ → 0) v ≈ −x0, so negating
+    the UNet's output layer makes the start point predict the same x0 there as stage 1 did;
+    at low noise x0 ≈ z_t is built in, which the x0 network had to (and failed to) learn.
+    """
+    import torch
+
+    from cfld.checkpoint import atomic_save_dir
+    from cfld.pipelines.pipeline_cfld import CFLDPipeline
+
+    if (dst / "model_index.json").is_file():
+        return dst
+    pipe = CFLDPipeline.from_pretrained(src)
+    with torch.no_grad():
+        pipe.model.unet.conv_out.weight.neg_()
+        pipe.model.unet.conv_out.bias.neg_()
+    pipe.scheduler.register_to_config(prediction_type="v_prediction")
+    return atomic_save_dir(dst, lambda tmp: pipe.save_pretrained(tmp, safe_serialization=True))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/synthetic", help="folder for data/ and run/")
@@ -59,6 +94,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=8, help="pairs per step (default 8)")
     parser.add_argument("--lr", type=float, default=5e-4, help="base LR (default 5e-4)")
     parser.add_argument("--warmup-steps", type=int, default=200)
+    parser.add_argument("--finetune-steps", type=int, default=3000,
+                        help="stage 2: steps continued from the stage-1 model with a fresh "
+                             "optimiser and schedule (default 3000; 0 = stage 1 only)")
+    parser.add_argument("--finetune-prediction", default="sample",
+                        choices=("sample", "v_prediction"),
+                        help="what the stage-2 network predicts (default sample = x0, as stage "
+                             "1; v_prediction re-reads the x0 network as a v network, see "
+                             "x0_model_as_v_prediction)")
+    parser.add_argument("--finetune-lr", type=float, default=2e-4,
+                        help="stage 2 base LR (default 2e-4, ×0.1 for its last 20 %%)")
     parser.add_argument("--mixed-precision", default="no", choices=("no", "bf16"),
                         help="bf16 autocast on CPU (default no: measured not faster here)")
     parser.add_argument("--threads", type=int, default=1,
@@ -80,72 +125,91 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(args.out)
     data = make_data(out / "data")
-    steps = args.timing or args.steps
     train_pairs = sum(1 for _ in open(data / "fasion-resize-pairs-train.csv")) - 1
     iters_per_epoch = train_pairs // args.batch_size
-    total_epochs = steps / iters_per_epoch
-    # ×0.1 for the last 20 % of the steps (a fractional epoch).
-    decay_epoch = round(0.8 * steps) / iters_per_epoch
-    decay_steps_note = f"LR ×0.1 from step {round(0.8 * steps)}"
-    config = TrainConfig(
-        preset="synthetic",
-        data_root=str(data),
-        output_dir=str(out / ("timing" if args.timing else "run")),
-        trainable="all",
-        batch_size=args.batch_size,
-        max_steps=steps,
-        lr=args.lr,
-        warmup_steps=args.warmup_steps,
-        decay_epochs=(decay_epoch,),
-        dropout="paper",
-        # From scratch every noise level must be learnt: uniform t (the official cubic
-        # sampling, made for fine-tuning SD, leaves the low-noise steps nearly untrained).
-        cubic_sampling=False,
-        # Predict the clean image (x0), not ε: for this strongly conditioned task the network
-        # learns the person's layout from pose + appearance directly; ε-prediction from scratch
-        # must first learn to pass 48 channels of noise through the UNet (slow on a CPU budget).
-        prediction_type="sample",
-        mixed_precision=args.mixed_precision,
-        seed=args.seed,
-        log_every=10,
-        sample_every=-1 if args.timing else 400,
-        sample_count=6,
-        sample_steps=25,
-        checkpoint_every=-1 if args.timing else 200,
-        keep_checkpoints=2,
-        num_workers=0,
-        resume=None if args.timing else "latest",
-        export=not args.timing,
-        progress=sys.stderr.isatty(),
-    )
-    print(f"[train] {train_pairs} pairs, {iters_per_epoch} steps/epoch, {steps} steps "
-          f"({total_epochs:.2f} epochs), {decay_steps_note}", flush=True)
-    cpu0 = time.process_time()
-    result = train(config)
-    cpu_seconds = time.process_time() - cpu0
-    losses = result["losses"]
-    chunk = max(1, len(losses) // 10)
-    curve = [round(sum(losses[i:i + chunk]) / len(losses[i:i + chunk]), 4)
-             for i in range(0, len(losses), chunk)]
-    summary = {
-        "steps": result["steps"],
-        "seconds_per_step": round(result["seconds_per_step"], 3),
-        # CPU time of all threads (incl. start-up): wall time on an idle machine is roughly
-        # this divided by the thread count; on a shared machine wall time is larger.
-        "cpu_seconds_per_step": round(cpu_seconds / max(1, len(result["losses"])), 3),
-        "batch_size": args.batch_size,
-        "mixed_precision": args.mixed_precision,
-        "loss_curve_mean_per_10pct": curve,
-        "first_losses": [round(v, 4) for v in losses[:5]],
-        "model_dir": result["model_dir"],
-        "threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(),
-    }
-    print(json.dumps(summary, indent=1), flush=True)
-    if args.install and result["model_dir"]:
+    stages = [("run", args.steps, args.lr, args.warmup_steps, None, "sample")]
+    if args.finetune_steps and not args.timing:
+        name = {"sample": "finetune", "v_prediction": "finetune_v"}[args.finetune_prediction]
+        stages.append((name, args.finetune_steps, args.finetune_lr, 100, out / "run" / "model",
+                       args.finetune_prediction))
+    summaries = []
+    model_dir = None
+    for name, steps, lr, warmup, init_from, prediction in stages:
+        steps = args.timing or steps
+        if init_from is not None and prediction == "v_prediction":
+            init_from = x0_model_as_v_prediction(init_from, out / "run" / "model_as_v")
+        if not args.timing and (out / name / "model" / "model_index.json").is_file():
+            print(f"[{name}] already trained: {out / name / 'model'}", flush=True)
+            model_dir = str(out / name / "model")
+            continue
+        # ×0.1 for the last 20 % of the stage's steps (a fractional epoch).
+        decay_epoch = round(0.8 * steps) / iters_per_epoch
+        config = TrainConfig(
+            preset="synthetic",
+            data_root=str(data),
+            output_dir=str(out / ("timing" if args.timing else name)),
+            init_from=None if init_from is None else str(init_from),
+            trainable="all",
+            batch_size=args.batch_size,
+            max_steps=steps,
+            lr=lr,
+            warmup_steps=warmup,
+            decay_epochs=(decay_epoch,),
+            dropout="paper",
+            # From scratch every noise level must be learnt: uniform t (the official cubic
+            # sampling, made for fine-tuning SD, leaves the low-noise steps nearly untrained).
+            cubic_sampling=False,
+            # Predict the clean image (x0), not ε: for this strongly conditioned task the network
+            # learns the person's layout from pose + appearance directly; ε-prediction from
+            # scratch must first learn to pass 48 channels of noise through the UNet.
+            prediction_type=prediction,
+            mixed_precision=args.mixed_precision,
+            seed=args.seed,
+            log_every=10,
+            sample_every=-1 if args.timing else 400,
+            sample_count=6,
+            sample_steps=25,
+            checkpoint_every=-1 if args.timing else 200,
+            keep_checkpoints=2,
+            num_workers=0,
+            resume=None if args.timing else "latest",
+            export=not args.timing,
+            progress=sys.stderr.isatty(),
+        )
+        print(f"[{name}] {prediction} prediction, {train_pairs} pairs, {iters_per_epoch} steps/epoch, {steps} steps "
+              f"({steps / iters_per_epoch:.2f} epochs), LR {lr:g}, ×0.1 from step "
+              f"{round(0.8 * steps)}" + (f", initialised from {init_from}" if init_from else ""),
+              flush=True)
+        cpu0 = time.process_time()
+        result = train(config)
+        cpu_seconds = time.process_time() - cpu0
+        losses = result["losses"]
+        chunk = max(1, len(losses) // 10)
+        curve = [round(sum(losses[i:i + chunk]) / len(losses[i:i + chunk]), 4)
+                 for i in range(0, len(losses), chunk)]
+        summary = {
+            "stage": name,
+            "steps": result["steps"],
+            "lr": lr,
+            "prediction_type": prediction,
+            "seconds_per_step": round(result["seconds_per_step"], 3),
+            # CPU time of all threads (incl. start-up): wall time on an idle machine is roughly
+            # this divided by the thread count; on a shared machine wall time is larger.
+            "cpu_seconds_per_step": round(cpu_seconds / max(1, len(result["losses"])), 3),
+            "batch_size": args.batch_size,
+            "mixed_precision": args.mixed_precision,
+            "loss_curve_mean_per_10pct": curve,
+            "first_losses": [round(v, 4) for v in losses[:5]],
+            "model_dir": result["model_dir"],
+            "threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(),
+        }
+        print(json.dumps(summary, indent=1), flush=True)
+        summaries.append(summary)
+        model_dir = result["model_dir"]
+    if args.install and model_dir:
         from cfld.shipped import package_pipeline
-
-        print(f"[install] {package_pipeline(result['model_dir'])}", flush=True)
+        print(f"[install] {package_pipeline(model_dir)}", flush=True)
     return 0
 
 

@@ -97,11 +97,31 @@ def test_animate_frames_same_noise_and_gif(pipe, tmp_path):
         assert g.n_frames == 2 and g.size == (44, 64) and g.is_animated
     with pytest.raises(ValueError):
         save_gif(images, tmp_path / "x.gif", fps=0)
-    try:
-        import imageio_ffmpeg  # noqa: F401
-    except ImportError:
-        with pytest.raises(ValueError, match="imageio-ffmpeg"):
-            save_video(images, tmp_path / "x.mp4")
+    # MP4 through OpenCV: read back, same frame count and size, colours kept (lossy codec).
+    import cv2
+
+    mp4 = save_video(images, tmp_path / "anim.mp4", fps=5)
+    cap = cv2.VideoCapture(str(mp4))
+    read = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        read.append(frame[:, :, ::-1].astype(np.float32))  # BGR → RGB
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    cap.release()
+    assert fps == pytest.approx(5, abs=0.01)
+    assert len(read) == 2 and read[0].shape == (64, 44, 3)
+    for got, want in zip(read, images):  # noise-like frames: compare mean colours (lossy codec)
+        want = np.asarray(want, dtype=np.float32)
+        assert np.abs(got.mean((0, 1)) - want.mean((0, 1))).max() < 6
+    assert not list(tmp_path.glob(".*.tmp.mp4"))  # atomic: no temporary left behind
+    with pytest.raises(ValueError, match="fps"):
+        save_video(images, tmp_path / "y.mp4", fps=0)
+    with pytest.raises(ValueError, match="differ in size"):
+        save_video([images[0], images[0].resize((40, 64))], tmp_path / "z.mp4")
+    with pytest.raises(ValueError, match=".mp4"):
+        save_video(images, tmp_path / "z.avi")
 
 
 def test_cli_animate(pipe, tmp_path, capsys):
@@ -112,9 +132,9 @@ def test_cli_animate(pipe, tmp_path, capsys):
     args = ["animate", "--source", str(tmp_path / "src.png"), "--poses",
             str(tmp_path / "seq.json"), "--out", str(tmp_path / "out"), "--fps", "4",
             "--model", str(tmp_path / "model"), "--steps", "1", "--guidance-type", "none"]
-    assert main(args) == 0
+    assert main([*args, "--mp4", str(tmp_path / "out" / "anim.mp4")]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "animation.gif", "frame_0000.png", "frame_0001.png"]
+        "anim.mp4", "animation.gif", "frame_0000.png", "frame_0001.png"]
     with Image.open(tmp_path / "out" / "animation.gif") as g:
         assert g.n_frames == 2
     assert main([*args[:4], str(tmp_path / "missing"), *args[5:]]) == 2

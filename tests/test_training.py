@@ -177,6 +177,41 @@ def test_train_outputs_and_exact_resume(data_root, tmp_path):
         train(_config(data_root, tmp_path / "b", **kw))
 
 
+def test_init_from_fine_tunes_a_finished_model(data_root, tmp_path):
+    """``init_from`` starts a new run (fresh optimiser, schedule and step counter) from the weights
+    of a finished run's model folder, also when those are stored in float16 (the shipped model);
+    another architecture is refused with a message naming the option."""
+    from cfld.training.trainer import build_model
+
+    base = train(_config(data_root, tmp_path / "base", max_steps=1))
+    saved = load_file(str(tmp_path / "base" / MODEL_WEIGHTS))
+    cfg = _config(data_root, tmp_path / "ft", max_steps=2, init_from=str(tmp_path / "base" / "model"),
+                  prediction_type="v_prediction")
+    start = build_model(cfg).state_dict()
+    assert all(torch.equal(start[k], v) for k, v in saved.items())
+    tuned = train(cfg)
+    assert tuned["start_step"] == 0 and tuned["steps"] == 2
+    assert tuned["lrs"][0] == pytest.approx(1e-3 * 0.55)  # a fresh warm-up
+    sched = json.loads((tmp_path / "ft/model/scheduler/scheduler_config.json").read_text())
+    assert sched["prediction_type"] == "v_prediction"
+    after = load_file(str(tmp_path / "ft" / MODEL_WEIGHTS))
+    assert any(not torch.equal(after[k], saved[k]) for k in saved)
+    assert base["steps"] == 1
+
+    # float16 weights (the shipped model's storage) load into the float32 training model
+    from cfld.shipped import package_pipeline
+
+    half = package_pipeline(tmp_path / "base" / "model", tmp_path / "half")
+    start16 = build_model(_config(data_root, tmp_path / "x", init_from=str(half))).state_dict()
+    assert all(start16[k].dtype == torch.float32 for k in saved)
+    assert all(torch.equal(start16[k], v.half().float()) for k, v in saved.items())
+
+    with pytest.raises(ValueError, match="--init-from"):
+        build_model(_config(data_root, tmp_path / "y", init_from=str(half), preset="tiny"))
+    with pytest.raises(FileNotFoundError, match="--init-from"):
+        build_model(_config(data_root, tmp_path / "z", init_from=str(tmp_path / "nothing")))
+
+
 def test_nan_loss_stops_with_clear_error(data_root, tmp_path, monkeypatch):
     import cfld.training.trainer as trainer
 

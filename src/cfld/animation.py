@@ -218,17 +218,40 @@ def save_gif(frames: Sequence[Image.Image], path: str | os.PathLike, fps: float 
 
 def save_video(frames: Sequence[Image.Image], path: str | os.PathLike, fps: float = 8.0,
                ) -> Path:
-    """Write an MP4 (needs the optional imageio-ffmpeg package; a clear error without it)."""
-    try:
-        import imageio_ffmpeg  # noqa: F401
-    except ImportError:
-        raise ValueError("writing MP4 needs the optional package imageio-ffmpeg "
-                         "(pip install imageio-ffmpeg); write a GIF instead") from None
-    import imageio.v2 as iio2
+    """Write an MP4 (MPEG-4 Part 2, ``mp4v``) with OpenCV's bundled FFmpeg, atomically.
 
+    All frames must have the size of the first.  Raises ValueError with the reason when the
+    frames are empty or mismatched, the fps is not positive, or this OpenCV build cannot encode
+    MP4 (then write a GIF with :func:`save_gif` or the frames with :func:`save_frames`).
+    """
+    import cv2
+
+    if not fps > 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    if not frames:
+        raise ValueError("no frames to write")
+    size = frames[0].size  # (W, H)
+    bad = [i for i, f in enumerate(frames) if f.size != size]
+    if bad:
+        raise ValueError(f"frames {bad[:5]} differ in size from frame 0 {size}; resize them first")
     p = Path(path)
+    if p.suffix.lower() != ".mp4":
+        raise ValueError(f"{p} must end in .mp4")
     p.parent.mkdir(parents=True, exist_ok=True)
-    iio2.mimwrite(p, [np.asarray(f.convert("RGB")) for f in frames], fps=fps)
+    tmp = p.with_name(f".{p.stem}.tmp.mp4")  # cv2 picks the container from the extension
+    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), size)
+    try:
+        if not writer.isOpened():
+            raise ValueError("this OpenCV build cannot write MP4 (no FFmpeg backend); write a "
+                             "GIF (--gif) or the frames instead")
+        for f in frames:
+            writer.write(np.ascontiguousarray(np.asarray(f.convert("RGB"))[:, :, ::-1]))  # RGB→BGR
+    finally:
+        writer.release()
+    if not tmp.is_file() or tmp.stat().st_size == 0:
+        tmp.unlink(missing_ok=True)
+        raise ValueError(f"OpenCV wrote no video to {p}; write a GIF instead")
+    tmp.replace(p)
     return p
 
 

@@ -1,6 +1,6 @@
-"""`cfld animate`: one source photo through a sequence of poses → frame PNGs and a GIF.
+"""`cfld animate`: one source photo through a sequence of poses → frame PNGs, a GIF, an MP4.
 
-    cfld animate --source person.jpg --poses poses/ --out frames/ [--gif anim.gif] [--fps 8]
+    cfld animate --source person.jpg --poses poses/ --out frames/ [--gif anim.gif] [--mp4 anim.mp4] [--fps 8]
 """
 
 from __future__ import annotations
@@ -49,6 +49,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--gif", default=None, help="GIF path (default OUT/animation.gif)")
     p.add_argument("--fps", type=float, default=8.0, help="frames per second (default 8)")
     p.add_argument("--mp4", default=None,
-                   help="also write an MP4 here (needs the optional imageio-ffmpeg)")
+                   help="also write an MP4 here (OpenCV, mp4v codec)")
     _sampling_arguments(p)
     p.set_defaults(func=run)

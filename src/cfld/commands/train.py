@@ -69,6 +69,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "latter two for models trained from scratch")
     p.add_argument("--uniform-timesteps", action="store_true",
                    help="uniform instead of the official cubic timestep sampling")
+    p.add_argument("--init-from", default=None, metavar="MODEL_DIR",
+                   help="fine-tune: start from the weights of a finished run's model folder "
+                        "(RUN/model) with a fresh optimiser and LR schedule")
     p.add_argument("--resume", default=None,
                    help="checkpoint folder, run folder, or 'latest' (newest in --out; starts "
                         "fresh when there is none)")
@@ -103,7 +106,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         preset=args.preset, data_root=args.data, output_dir=args.out,
         pretrained_sd=args.pretrained_sd, pretrained_swin=args.pretrained_swin,
-        trainable=args.trainable, batch_size=args.batch_size, epochs=args.epochs,
+        init_from=args.init_from, trainable=args.trainable, batch_size=args.batch_size,
+        epochs=args.epochs,
         max_steps=args.max_steps, lr=args.lr, warmup_steps=args.warmup_steps,
         decay_epochs=tuple(args.decay_epochs), drop_prob=args.drop_prob, dropout=args.dropout,
         cubic_sampling=not args.uniform_timesteps, mixed_precision=args.mixed_precision,

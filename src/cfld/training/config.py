@@ -35,6 +35,9 @@ class TrainConfig:
             presets.
         pretrained_swin: Microsoft Swin-B checkpoint for H_S (full presets).
         init_unet: Initialise the UNet from ``pretrained_sd`` (official); off = random UNet.
+        init_from: Fine-tune: start from the weights of this CFLD model folder (a ``model/``
+            folder or the pipeline folder holding it) with a fresh optimiser and LR schedule.
+            The architecture must equal the preset's (+ overrides); a mismatch is an error.
         trainable: ``official`` (all but the UNet, + up-block attn2 W_k/W_v), ``all``, or
             ``None`` = the preset's choice.
         model_overrides: Extra CFLDModel keyword arguments merged over the preset's (advanced).
@@ -71,6 +74,7 @@ class TrainConfig:
     pretrained_sd: str | None = None
     pretrained_swin: str | None = None
     init_unet: bool = True
+    init_from: str | None = None
     trainable: str | None = None
     model_overrides: dict[str, Any] = field(default_factory=dict)
 

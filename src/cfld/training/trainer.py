@@ -64,7 +64,7 @@ NOISE_SCHEDULER_CONFIG: dict[str, Any] = {
 # Fields that must agree between an interrupted run and its resumption (the model, the data
 # order or the RNG streams depend on them).
 _RESUME_MUST_MATCH = ("preset", "trainable", "model_overrides", "batch_size", "seed",
-                      "init_unet", "pretrained_sd", "pretrained_swin", "data_root")
+                      "init_unet", "init_from", "pretrained_sd", "pretrained_swin", "data_root")
 
 
 class TrainingDivergedError(ValueError):
@@ -117,7 +117,33 @@ def build_model(config: TrainConfig, preset: Any | None = None) -> nn.Module:
         from cfld.models.pretrained import init_from_pretrained_parts
 
         init_from_pretrained_parts(model, unet=unet, swin=config.pretrained_swin)
+    if config.init_from:
+        init_from_model_folder(model, config.init_from)
     return model
+
+
+def init_from_model_folder(model: nn.Module, folder: str | os.PathLike) -> None:
+    """Copy every weight of a saved CFLD model (strictly) into ``model`` for fine-tuning.
+
+    ``folder`` is a model folder (config.json + weights) or a pipeline folder with ``model/``.
+    Weights stored in float16 (the shipped model) are cast to the training model's dtype.
+    """
+    from cfld.checkpoint import WEIGHTS_NAME, load_state_strict
+    from safetensors.torch import load_file
+
+    path = Path(folder)
+    if (path / "model_index.json").is_file() and (path / "model").is_dir():
+        path = path / "model"
+    weights = path / WEIGHTS_NAME
+    if not weights.is_file():
+        raise FileNotFoundError(f"--init-from {folder}: no {WEIGHTS_NAME} found (give a model "
+                                "folder from a finished run, e.g. RUN/model, or a pipeline "
+                                "folder holding model/)")
+    ref = next(model.parameters())
+    state = {k: v.to(ref.dtype) if v.is_floating_point() else v
+             for k, v in load_file(str(weights)).items()}
+    load_state_strict(model, state, hint=f"--init-from {folder} holds another architecture "
+                      "than the preset; use the same --preset and model overrides")
 
 
 def autoencoder_factor(vae: nn.Module) -> int:
