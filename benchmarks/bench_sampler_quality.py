@@ -41,8 +41,9 @@ from PIL import Image
 
 import common
 
-# The three deterministic solvers, plus the two stochastic ones (DDPM itself with fewer
-# steps, and Euler ancestral): a stochastic sampler adds fresh noise at every step as DDPM-50 does.
+# The three deterministic solvers, plus two stochastic ones (DDPM itself with fewer steps,
+# and Euler ancestral): a stochastic sampler adds fresh noise at every step as DDPM-50 does.
+# Samplers that cannot handle the model's prediction type are skipped (listed in the JSON).
 SAMPLERS = ("ddim", "dpm", "unipc", "ddpm", "euler_a")
 STEPS = (10, 15, 20, 25)
 REFERENCE = ("ddpm", 50)
@@ -192,7 +193,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
              "s_per_image": t_ref, "ssim": reference["ssim"], "iou": reference["iou"],
              "pixel_dist_to_ddpm50": 0.0, "within_spread": True,
              "pixel_le_seed_distance": True}]
-    for sched in SAMPLERS:
+    from cfld.pipelines.schedulers import supports
+
+    prediction = pipe.scheduler.config.get("prediction_type", "epsilon")
+    result["skipped_samplers"] = [s for s in SAMPLERS if not supports(s, prediction)]
+    for sched in (s for s in SAMPLERS if supports(s, prediction)):
         for steps in steps_list:
             common.log(f"{sched}-{steps}")
             imgs, t = sample(pipe, sched, steps, data, 0, args.chunk)

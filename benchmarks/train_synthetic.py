@@ -94,16 +94,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=8, help="pairs per step (default 8)")
     parser.add_argument("--lr", type=float, default=5e-4, help="base LR (default 5e-4)")
     parser.add_argument("--warmup-steps", type=int, default=200)
-    parser.add_argument("--finetune-steps", type=int, default=3000,
-                        help="stage 2: steps continued from the stage-1 model with a fresh "
-                             "optimiser and schedule (default 3000; 0 = stage 1 only)")
+    parser.add_argument("--finetune-steps", default="3000",
+                        help="later stages: comma-separated step counts, each stage continued "
+                             "from the previous stage's model with a fresh optimiser and "
+                             "schedule (default 3000; 0 = stage 1 only)")
     parser.add_argument("--finetune-prediction", default="sample",
                         choices=("sample", "v_prediction"),
                         help="what the stage-2 network predicts (default sample = x0, as stage "
                              "1; v_prediction re-reads the x0 network as a v network, see "
                              "x0_model_as_v_prediction)")
-    parser.add_argument("--finetune-lr", type=float, default=2e-4,
-                        help="stage 2 base LR (default 2e-4, ×0.1 for its last 20 %%)")
+    parser.add_argument("--finetune-lr", default="2e-4",
+                        help="base LR of each later stage, comma-separated like "
+                             "--finetune-steps (default 2e-4; ×0.1 for each stage's last 20 %%)")
     parser.add_argument("--mixed-precision", default="no", choices=("no", "bf16"),
                         help="bf16 autocast on CPU (default no: measured not faster here)")
     parser.add_argument("--threads", type=int, default=1,
@@ -128,15 +130,21 @@ def main(argv: list[str] | None = None) -> int:
     train_pairs = sum(1 for _ in open(data / "fasion-resize-pairs-train.csv")) - 1
     iters_per_epoch = train_pairs // args.batch_size
     stages = [("run", args.steps, args.lr, args.warmup_steps, None, "sample")]
-    if args.finetune_steps and not args.timing:
-        name = {"sample": "finetune", "v_prediction": "finetune_v"}[args.finetune_prediction]
-        stages.append((name, args.finetune_steps, args.finetune_lr, 100, out / "run" / "model",
-                       args.finetune_prediction))
+    ft_steps = [int(v) for v in str(args.finetune_steps).split(",") if int(v) > 0]
+    ft_lrs = [float(v) for v in str(args.finetune_lr).split(",")]
+    if len(ft_lrs) != len(ft_steps) and ft_steps:
+        parser.error(f"--finetune-lr needs {len(ft_steps)} values, one per --finetune-steps stage")
+    previous = out / "run" / "model"
+    for i, (ft, lr) in enumerate(zip(ft_steps, ft_lrs) if not args.timing else ()):
+        base = {"sample": "finetune", "v_prediction": "finetune_v"}[args.finetune_prediction]
+        name = base + (str(i + 1) if i else "")
+        stages.append((name, ft, lr, 100, previous, args.finetune_prediction))
+        previous = out / name / "model"
     summaries = []
     model_dir = None
     for name, steps, lr, warmup, init_from, prediction in stages:
         steps = args.timing or steps
-        if init_from is not None and prediction == "v_prediction":
+        if init_from is not None and prediction == "v_prediction" and name == "finetune_v":
             init_from = x0_model_as_v_prediction(init_from, out / "run" / "model_as_v")
         if not args.timing and (out / name / "model" / "model_index.json").is_file():
             print(f"[{name}] already trained: {out / name / 'model'}", flush=True)

@@ -75,7 +75,9 @@ def test_bench_sampler_quality_quick(bench_modules, tmp_path):
     data = run_quick(bench_modules["bench_sampler_quality"], tmp_path)
     assert {"rows", "seed_spread", "pick", "reference_row"} <= set(data)
     samplers = {r["sampler"] for r in data["rows"]}
+    # the shipped model predicts x0, which Euler ancestral cannot step: skipped and listed
     assert samplers == {"ddpm", "ddim", "dpm", "unipc"}
+    assert data["skipped_samplers"] == ["euler_a"]
     for row in data["rows"]:
         assert 0 <= row["iou"] <= 1 and -1 <= row["ssim"] <= 1
 
@@ -86,6 +88,24 @@ def test_bench_sampler_quality_without_model_exits_clearly(bench_modules, tmp_pa
             ["--model", str(tmp_path / "missing"), "--out", str(tmp_path / "r.json")])
     assert err.value.code == 2
     assert "no model to evaluate" in capsys.readouterr().err
+
+
+def test_shipped_model_quality_resolution_ceiling(tmp_path):
+    """The ceiling of the quality benchmark: true targets through the model's 64² size score
+    below the untouched targets but far above copying the source."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        from shipped_model_quality import resolution_ceiling
+    finally:
+        sys.path.remove(str(BENCH))
+    from cfld.demo import make_held_out_root
+    from cfld.shipped import load_pipeline
+
+    pipe = load_pipeline(None)
+    root = make_held_out_root(tmp_path / "held", 1)
+    ceiling = resolution_ceiling(pipe, root, 6)
+    assert 0.7 < ceiling < 0.97
+    assert resolution_ceiling(pipe, root, 6) == ceiling
 
 
 def test_run_all_lists_every_script(bench_modules):

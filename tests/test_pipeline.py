@@ -246,3 +246,22 @@ def test_pixel_pipeline_save_load_roundtrip(tmp_path):
     x = torch.rand(2, 3, 64, 64) * 2 - 1
     torch.testing.assert_close(loaded.vae.decode(loaded.vae.encode(x).latent_dist.mode()).sample,
                                x)
+
+
+def test_make_scheduler_refuses_an_unsupported_prediction_type():
+    """Euler ancestral cannot step an x0-prediction model (the shipped one): a clear error at
+    construction instead of diffusers' NotImplementedError at the first step."""
+    from diffusers import DDPMScheduler
+
+    from cfld.pipelines.pipeline_cfld import official_scheduler
+    from cfld.pipelines.schedulers import SCHEDULERS, make_scheduler, supports
+
+    x0 = DDPMScheduler.from_config({**official_scheduler().config, "prediction_type": "sample"})
+    with pytest.raises(ValueError, match="cannot sample a model that predicts 'sample'"):
+        make_scheduler("euler_a", x0)
+    for name in SCHEDULERS:
+        assert supports(name, "epsilon") and supports(name, "v_prediction")
+        if supports(name, "sample"):
+            assert make_scheduler(name, x0).config.prediction_type == "sample"
+    with pytest.raises(ValueError, match="unknown scheduler"):
+        make_scheduler("heun")

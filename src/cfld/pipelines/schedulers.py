@@ -24,8 +24,22 @@ SCHEDULERS: dict[str, tuple[type, dict[str, Any]]] = {
 }
 
 
+#: name → prediction types its diffusers class cannot step with (diffusers 0.42: Euler ancestral
+#: has no x0 ("sample") branch and would fail at the first step).
+UNSUPPORTED_PREDICTION: dict[str, tuple[str, ...]] = {"euler_a": ("sample",)}
+
+
+def supports(name: str, prediction_type: str) -> bool:
+    """Whether scheduler ``name`` can sample a model trained with ``prediction_type``."""
+    return prediction_type not in UNSUPPORTED_PREDICTION.get(name, ())
+
+
 def make_scheduler(name: str, base: Any = None) -> Any:
-    """Build scheduler ``name`` from ``base``'s config (default: the authors' DDPM config)."""
+    """Build scheduler ``name`` from ``base``'s config (default: the authors' DDPM config).
+
+    Raises ValueError for an unknown name, or for a scheduler that cannot handle the model's
+    prediction type (e.g. Euler ancestral with an x0-prediction model such as the shipped one).
+    """
     from cfld.pipelines.pipeline_cfld import official_scheduler
 
     if name not in SCHEDULERS:
@@ -33,4 +47,9 @@ def make_scheduler(name: str, base: Any = None) -> Any:
     cls, extra = SCHEDULERS[name]
     config = dict((base or official_scheduler()).config)
     config.update(extra)
+    prediction = config.get("prediction_type", "epsilon")
+    if not supports(name, prediction):
+        ok = sorted(n for n in SCHEDULERS if supports(n, prediction))
+        raise ValueError(f"scheduler {name!r} cannot sample a model that predicts "
+                         f"{prediction!r}; choose one of {ok}")
     return cls.from_config(config)
