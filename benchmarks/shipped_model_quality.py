@@ -31,25 +31,20 @@ def resolution_ceiling(pipe, root: Path, num_pairs: int) -> float:
     bicubic), back to the evaluation size as generated images are (torch bicubic, uint8), and
     scored like a generated image: the best a perfect model of this resolution can reach.
     """
-    import numpy as np
-    import torch
-
-    from cfld.data import PAIRS_TEST, TEST_DIR, load_image, read_pairs
-    from cfld.demo import _load_parts, _to_tensor
+    from cfld.data import TEST_DIR, load_image
+    from cfld.demo import _load_parts, _to_tensor, evaluation_pairs
     from cfld.metrics import silhouette_iou
     from cfld.pipelines.pipeline_cfld import quantize, resize_output
 
-    pairs = read_pairs(root / PAIRS_TEST)
-    idx = np.linspace(0, len(pairs) - 1, num_pairs).round().astype(int)  # as score_pairs
+    pairs = evaluation_pairs(root, num_pairs)  # the pairs score_pairs scores
     size = tuple(pipe.default_output_size)
     total = 0.0
-    for i in idx:
-        target = pairs[int(i)][1]
+    for _, target in pairs:
         small = _to_tensor(load_image(root / TEST_DIR / target, tuple(pipe.image_size)))[None]
         back = quantize(resize_output(small, size)).float() / 255
         parts = _load_parts(root / "test_parts" / (Path(target).stem + ".png"), size)[None]
         total += float(silhouette_iou(back, parts).sum())
-    return total / len(idx)
+    return total / len(pairs)
 
 
 def main(argv: list[str] | None = None) -> int:

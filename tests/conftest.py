@@ -32,6 +32,33 @@ def _torch_threads():
     yield
 
 
+def perturb_appearance(model, std: float = 0.2) -> None:
+    """Give the zero-initialised appearance output convs random weights, so that the appearance
+    path changes outputs."""
+    import torch
+
+    with torch.no_grad():
+        for conv in model.appearance_encoder.zero_conv_outs:
+            conv.weight.normal_(0, std)
+
+
+def make_tiny_pipeline(seed: int = 0):
+    """The ``tiny`` preset (fixture dimensions) with random weights, the perturbed appearance path
+    and the tiny SD-style VAE."""
+    import torch
+
+    from cfld import CFLDModel, CFLDPipeline
+    from cfld.pipelines import official_scheduler
+    from cfld.presets import get_preset
+
+    torch.manual_seed(seed)
+    model = CFLDModel(**get_preset("tiny").model).eval()
+    perturb_appearance(model)
+    pipe = CFLDPipeline(model=model, scheduler=official_scheduler(), vae=tiny_vae())
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
 def make_pixel_pipeline(output_size=(64, 44), perturb: bool = False, seed: int = 0):
     """The shipped model's architecture with random weights, in pixel space (exact autoencoder).
 
@@ -47,9 +74,7 @@ def make_pixel_pipeline(output_size=(64, 44), perturb: bool = False, seed: int =
     torch.manual_seed(seed)
     model = CFLDModel(**get_preset("synthetic").model).eval()
     if perturb:
-        with torch.no_grad():
-            for conv in model.appearance_encoder.zero_conv_outs:
-                conv.weight.normal_(0, 0.2)
+        perturb_appearance(model)
     pipe = CFLDPipeline(model=model, scheduler=official_scheduler(),
                         vae=PixelUnshuffleAutoencoder(4),
                         output_size=list(output_size) if output_size else None)

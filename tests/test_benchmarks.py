@@ -20,10 +20,11 @@ def bench_modules():
         import bench_sampling
         import bench_training
         import run_all
+        import shipped_model_quality
 
         yield {"bench_sampling": bench_sampling, "bench_limit": bench_limit,
                "bench_training": bench_training, "bench_sampler_quality": bench_sampler_quality,
-               "run_all": run_all}
+               "shipped_model_quality": shipped_model_quality, "run_all": run_all}
     finally:
         sys.path.remove(str(BENCH))
 
@@ -90,14 +91,10 @@ def test_bench_sampler_quality_without_model_exits_clearly(bench_modules, tmp_pa
     assert "no model to evaluate" in capsys.readouterr().err
 
 
-def test_shipped_model_quality_resolution_ceiling(tmp_path):
+def test_shipped_model_quality_resolution_ceiling(bench_modules, tmp_path):
     """The ceiling of the quality benchmark: true targets through the model's 64² size score
     below the untouched targets but far above copying the source."""
-    sys.path.insert(0, str(BENCH))
-    try:
-        from shipped_model_quality import resolution_ceiling
-    finally:
-        sys.path.remove(str(BENCH))
+    resolution_ceiling = bench_modules["shipped_model_quality"].resolution_ceiling
     from cfld.demo import make_held_out_root
     from cfld.shipped import load_pipeline
 

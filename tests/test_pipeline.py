@@ -22,7 +22,7 @@ from cfld.pipelines import GUIDANCE_TYPES, official_scheduler
 from cfld.pipelines.guidance import branch_conditions, get_guidance, GuidanceScales
 from cfld.pose import Keypoints
 from cfld.presets import get_preset
-from conftest import make_pixel_pipeline, tiny_vae
+from conftest import make_pixel_pipeline, make_tiny_pipeline
 from test_model_official import FIXTURE_DIRS, load, needs_fixture, rel
 
 
@@ -87,14 +87,7 @@ def test_first_step_guided_prediction(official):
 # --------------------------------------------------------------------------- tiny pipelines
 @pytest.fixture(scope="module")
 def tiny_pipe():
-    torch.manual_seed(0)
-    model = CFLDModel(**get_preset("tiny").model).eval()
-    with torch.no_grad():
-        for conv in model.appearance_encoder.zero_conv_outs:
-            conv.weight.normal_(0, 0.2)
-    pipe = CFLDPipeline(model=model, scheduler=official_scheduler(), vae=tiny_vae())
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return make_tiny_pipeline()
 
 
 def person_keypoints(frame=(256, 176)) -> Keypoints:

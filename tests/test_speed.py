@@ -10,23 +10,13 @@ from cfld import CFLDModel, CFLDPipeline, PixelUnshuffleAutoencoder
 from cfld.pipelines import official_scheduler, speed
 from cfld.pipelines import pipeline_cfld as pipeline_module
 from cfld.presets import get_preset
-from conftest import tiny_vae
-
-
-def rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a.double() - b.double()).norm() / b.double().norm())
+from conftest import make_tiny_pipeline
+from test_model_official import rel
 
 
 @pytest.fixture(scope="module")
 def pipe():
-    torch.manual_seed(0)
-    model = CFLDModel(**get_preset("tiny").model).eval()
-    with torch.no_grad():
-        for conv in model.appearance_encoder.zero_conv_outs:
-            conv.weight.normal_(0, 0.2)
-    p = CFLDPipeline(model=model, scheduler=official_scheduler(), vae=tiny_vae())
-    p.set_progress_bar_config(disable=True)
-    return p
+    return make_tiny_pipeline()
 
 
 @pytest.fixture(scope="module")

@@ -67,6 +67,18 @@ def _load_parts(path: Path, size: tuple[int, int]) -> torch.Tensor:
                                            dtype=np.int64))
 
 
+def evaluation_pairs(root: str | Path, num_pairs: int) -> list[tuple[str, str]]:
+    """The first-``num_pairs`` selection of :func:`score_pairs`: evenly spaced over the test csv,
+    so that every person contributes (pairs are grouped by person)."""
+    from cfld.data import PAIRS_TEST, read_pairs
+
+    all_pairs = read_pairs(Path(root) / PAIRS_TEST)
+    if len(all_pairs) < num_pairs:
+        raise ValueError(f"{root} has only {len(all_pairs)} test pairs, {num_pairs} requested")
+    idx = np.linspace(0, len(all_pairs) - 1, num_pairs).round().astype(int)
+    return [all_pairs[i] for i in idx]
+
+
 def score_pairs(pipe: Any, root: str | Path, num_pairs: int, num_inference_steps: int = 20,
                 seed: int = 0, batch_size: int = 8, grid_rows: int = 0,
                 progress: bool = False, **pipe_kwargs: Any) -> HeldOutResult:
@@ -76,17 +88,12 @@ def score_pairs(pipe: Any, root: str | Path, num_pairs: int, num_inference_steps
     truth resized from the originals with bicubic (facts §5.3), generated images resized and
     quantised as the authors do (facts §7.5).
     """
-    from cfld.data import ANNOTATION_TEST, PAIRS_TEST, TEST_DIR, load_image, read_annotations
-    from cfld.data import read_pairs
+    from cfld.data import ANNOTATION_TEST, TEST_DIR, load_image, read_annotations
     from cfld.metrics import psnr, silhouette_iou, ssim
     from cfld.pose import render_skeleton_image
 
     root = Path(root)
-    all_pairs = read_pairs(root / PAIRS_TEST)
-    if len(all_pairs) < num_pairs:
-        raise ValueError(f"{root} has only {len(all_pairs)} test pairs, {num_pairs} requested")
-    # Evenly spaced over the csv, so that every person contributes (pairs are grouped by person).
-    pairs = [all_pairs[i] for i in np.linspace(0, len(all_pairs) - 1, num_pairs).round().astype(int)]
+    pairs = evaluation_pairs(root, num_pairs)
     annotations = read_annotations(root / ANNOTATION_TEST)
     size = tuple(pipe.default_output_size)
     parts_dir = root / "test_parts"

@@ -30,15 +30,13 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `cfld app`."""
+    from cfld.commands.generate import add_model_arguments
     from cfld.pipelines.guidance import GUIDANCE_TYPES
 
     p = subparsers.add_parser("app", help="web app: pose transfer, style transfer, "
                                           "interpolation, animation",
                               description="Serve the web app (Gradio) locally.")
-    p.add_argument("--model", default=None, metavar="DIR|HUB_ID",
-                   help="pipeline or model folder, or hub id (default: the shipped small model)")
-    p.add_argument("--vae", default=None, metavar="DIR",
-                   help="SD-1.5 VAE folder for a model folder without one")
+    add_model_arguments(p)
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=7860)
@@ -47,5 +45,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="refuse uploads above this size (default 10 MB)")
     p.add_argument("--guidance-type", default="uc_down_full", choices=sorted(GUIDANCE_TYPES),
                    help="guidance of every generation (default: Eq. 7)")
-    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cpu)")
     p.set_defaults(func=run)

@@ -16,13 +16,19 @@ def output_name(source: str, target: str) -> str:
     return f"{Path(source).stem}{OUTPUT_SEPARATOR}{Path(target).stem}.png"
 
 
-def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
-    """Options shared by generate/demo/edit/animate."""
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """Which pipeline to load and where to run it (generate, edit, animate, app)."""
     p.add_argument("--model", default=None, metavar="DIR|HUB_ID",
                    help="pipeline or model folder, or hub id (default: the shipped small model)")
     p.add_argument("--vae", default=None, metavar="DIR",
                    help="SD-1.5 VAE folder for a model folder without one (e.g. `cfld convert` "
                         "output)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cpu)")
+
+
+def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
+    """Options shared by generate/edit/animate: the model and how to sample it."""
+    add_model_arguments(p)
     p.add_argument("--steps", type=int, default=None,
                    help="denoising steps (default 50 for ddpm, 20 otherwise)")
     p.add_argument("--scheduler", default="ddpm", choices=sorted(SCHEDULERS))
@@ -30,7 +36,6 @@ def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale-pose", type=float, default=2.0, help="w_pose of Eq. (7)")
     p.add_argument("--scale-app", type=float, default=2.0, help="w_app of Eq. (7)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cpu)")
 
 
 def _size(text: str | None) -> tuple[int, int] | None:

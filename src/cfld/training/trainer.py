@@ -128,22 +128,18 @@ def init_from_model_folder(model: nn.Module, folder: str | os.PathLike) -> None:
     ``folder`` is a model folder (config.json + weights) or a pipeline folder with ``model/``.
     Weights stored in float16 (the shipped model) are cast to the training model's dtype.
     """
-    from cfld.checkpoint import WEIGHTS_NAME, load_state_strict
-    from safetensors.torch import load_file
+    from cfld.checkpoint import load_state_strict
+    from cfld.models.cfld import CFLDModel
 
     path = Path(folder)
-    if (path / "model_index.json").is_file() and (path / "model").is_dir():
-        path = path / "model"
-    weights = path / WEIGHTS_NAME
-    if not weights.is_file():
-        raise FileNotFoundError(f"--init-from {folder}: no {WEIGHTS_NAME} found (give a model "
-                                "folder from a finished run, e.g. RUN/model, or a pipeline "
-                                "folder holding model/)")
-    ref = next(model.parameters())
-    state = {k: v.to(ref.dtype) if v.is_floating_point() else v
-             for k, v in load_file(str(weights)).items()}
-    load_state_strict(model, state, hint=f"--init-from {folder} holds another architecture "
-                      "than the preset; use the same --preset and model overrides")
+    subfolder = "model" if (path / "model_index.json").is_file() else None
+    try:
+        saved = CFLDModel.from_pretrained(path, subfolder=subfolder,
+                                          torch_dtype=next(model.parameters()).dtype)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"--init-from {folder}: {err}") from None
+    load_state_strict(model, saved.state_dict(), hint=f"--init-from {folder} holds another "
+                      "architecture than the preset; use the same --preset and model overrides")
 
 
 def autoencoder_factor(vae: nn.Module) -> int:
