@@ -277,12 +277,14 @@ def test_cli_train_official_trainable_set(data_root, tmp_path, capsys):
     out = tmp_path / "cli"
     code = main(["train", "--data", str(data_root), "--out", str(out), "--max-steps", "2",
                  "--batch-size", "1", "--sample-every", "-1", "--no-progress", "--seed", "3",
-                 "--trainable", "official", "--lr", "1e-2", "--warmup-steps", "0"])
+                 "--trainable", "official", "--lr", "1e-2", "--warmup-steps", "0",
+                 "--snr-gamma", "5"])
     assert code == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["steps"] == 2 and math.isfinite(summary["final_loss"])
     cfg = TrainConfig.load(out / "config.json")
-    assert (cfg.seed, cfg.trainable, cfg.preset, cfg.lr) == (3, "official", "synthetic", 1e-2)
+    assert (cfg.seed, cfg.trainable, cfg.preset, cfg.lr, cfg.snr_gamma) == (
+        3, "official", "synthetic", 1e-2, 5.0)
 
     set_seed(cfg.seed)  # the trainer's init: same seed, same order
     initial = build_model(cfg)
@@ -355,3 +357,46 @@ def test_train_tiny_preset_with_sd_vae(data_root, tmp_path):
     result = train(cfg)
     assert len(result["losses"]) == 1 and math.isfinite(result["losses"][0])
     assert result["checkpoint"] is None and not (tmp_path / "tiny" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("kind", ["epsilon", "sample", "v_prediction"])
+def test_min_snr_weighting_caps_the_x0_space_weight(kind):
+    """snr_gamma: each sample's MSE is weighted so its x0-space weight is min(SNR, γ); an
+    unbounded γ gives ε-MSE back for ε models, and None keeps the official equal weights."""
+    from diffusers import DDPMScheduler
+
+    from cfld.models.cfld import CFLDModel
+    from cfld.presets import get_preset
+    from cfld.training.objective import training_step_loss
+    from cfld.training.trainer import NOISE_SCHEDULER_CONFIG
+
+    torch.manual_seed(0)
+    model = CFLDModel(**get_preset("synthetic").model).eval()
+    sched = DDPMScheduler(**{**NOISE_SCHEDULER_CONFIG, "prediction_type": kind})
+    g = torch.Generator().manual_seed(2)
+    lat, noise = torch.randn(4, 48, 16, 16, generator=g), torch.randn(4, 48, 16, 16, generator=g)
+    img = torch.rand(2, 3, 64, 64, generator=g) * 2 - 1
+    ps, pt = torch.rand(2, 21, 64, 64, generator=g), torch.rand(2, 21, 64, 64, generator=g)
+    tu, du = torch.tensor([0.01, 0.3, 0.6, 0.99]), torch.ones(4)
+
+    def run(gamma):
+        with torch.no_grad():
+            return training_step_loss(model, sched, lat, noise, img, ps, pt, tu, du,
+                                      dropout="paper", timestep_sampling="uniform",
+                                      snr_gamma=gamma)
+
+    plain, capped = run(None), run(5.0)
+    target = {"epsilon": noise, "sample": lat,
+              "v_prediction": sched.get_velocity(lat, noise, plain.timesteps)}[kind]
+    per_sample = ((target - plain.noise_pred) ** 2).flatten(1).mean(1)
+    assert plain.loss.item() == pytest.approx(per_sample.mean().item(), rel=1e-5)
+    abar = sched.alphas_cumprod[plain.timesteps]
+    snr = abar / (1 - abar)
+    x0_weight = {"epsilon": snr, "sample": torch.ones_like(snr), "v_prediction": snr + 1}[kind]
+    expected = (snr.clamp(max=5.0) / x0_weight * per_sample).mean()
+    assert capped.loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert not math.isclose(capped.loss.item(), plain.loss.item(), rel_tol=1e-3)
+    if kind == "epsilon":
+        assert run(1e9).loss.item() == pytest.approx(plain.loss.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="snr_gamma"):
+        TrainConfig(data_root="x", snr_gamma=0.0).validate()

@@ -67,6 +67,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    choices=("epsilon", "sample", "v_prediction"),
                    help="network target: epsilon (official), sample (x0) or v_prediction — the "
                         "latter two for models trained from scratch")
+    p.add_argument("--snr-gamma", type=float, default=None, metavar="GAMMA",
+                   help="Min-SNR-γ loss weighting, e.g. 5 (default: the official equal weights)")
     p.add_argument("--uniform-timesteps", action="store_true",
                    help="uniform instead of the official cubic timestep sampling")
     p.add_argument("--init-from", default=None, metavar="MODEL_DIR",
@@ -110,7 +112,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         epochs=args.epochs,
         max_steps=args.max_steps, lr=args.lr, warmup_steps=args.warmup_steps,
         decay_epochs=tuple(args.decay_epochs), drop_prob=args.drop_prob, dropout=args.dropout,
-        cubic_sampling=not args.uniform_timesteps, mixed_precision=args.mixed_precision,
+        cubic_sampling=not args.uniform_timesteps, snr_gamma=args.snr_gamma,
+        mixed_precision=args.mixed_precision,
         prediction_type=args.prediction_type,
         gradient_checkpointing=args.gradient_checkpointing, seed=args.seed,
         log_every=args.log_every, sample_every=args.sample_every,

@@ -52,6 +52,8 @@ class TrainConfig:
         cubic_sampling: Cubic timestep sampling (official) instead of uniform.
         prediction_type: What the network predicts: ``epsilon`` (official), ``sample`` (the
             clean latent) or ``v_prediction``; stored in the exported scheduler config.
+        snr_gamma: Min-SNR-γ loss weighting (x0-space weight min(SNR, γ)); ``None`` = the
+            official equal weights.
         flip_p: Probability of flipping the source fed to H_S.
         mixed_precision: ``no``, ``fp16`` (CUDA only) or ``bf16``.
         gradient_checkpointing: Checkpoint the UNet blocks (saves memory, costs compute).
@@ -95,6 +97,7 @@ class TrainConfig:
     dropout: str = "official"
     cubic_sampling: bool = True
     prediction_type: str = "epsilon"
+    snr_gamma: float | None = None
     flip_p: float = 0.5
 
     mixed_precision: str = "no"
@@ -130,6 +133,8 @@ class TrainConfig:
         if self.trainable is not None and self.trainable not in TRAINABLE_CHOICES:
             raise ValueError(f"trainable must be one of {TRAINABLE_CHOICES}, "
                              f"got {self.trainable!r}")
+        if self.snr_gamma is not None and not self.snr_gamma > 0:
+            raise ValueError(f"snr_gamma must be positive (e.g. 5) or None, got {self.snr_gamma}")
         if self.prediction_type not in ("epsilon", "sample", "v_prediction"):
             raise ValueError(f"prediction_type must be epsilon, sample or v_prediction, got "
                              f"{self.prediction_type!r}")

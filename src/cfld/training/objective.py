@@ -97,6 +97,7 @@ def training_step_loss(
     drop_prob: float = 0.2,
     dropout: str = "official",
     timestep_sampling: str = "cubic",
+    snr_gamma: float | None = None,
 ) -> TrainingOutput:
     """ε-MSE loss of one batch (facts §6.1), with every random draw passed in.
 
@@ -111,6 +112,9 @@ def training_step_loss(
         drop_prob: η (0.2).
         dropout: ``official`` or ``paper``.
         timestep_sampling: ``cubic`` (official) or ``uniform``.
+        snr_gamma: Min-SNR-γ loss weighting (Hang et al., 2023) instead of equal weights: each
+            sample's MSE is scaled so that its weight in x0 space is min(SNR_t, γ) (official:
+            ``None``, equal ε weights).
     """
     if timestep_sampling not in TIMESTEP_SAMPLERS:
         raise ValueError(f"timestep_sampling must be one of {sorted(TIMESTEP_SAMPLERS)}, "
@@ -133,5 +137,15 @@ def training_step_loss(
     else:
         raise ValueError(f"unsupported prediction_type {kind!r}: use epsilon, sample or "
                          "v_prediction")
-    loss = torch.mean((target.float() - pred.float()) ** 2)  # Eq. (5)+(6), equal weights / 2
+    if snr_gamma is None:
+        loss = torch.mean((target.float() - pred.float()) ** 2)  # Eq. (5)+(6), equal weights / 2
+    else:
+        # An MSE on ε weighs the x0 error by SNR, on v by SNR+1, on x0 by 1; min-SNR-γ caps the
+        # x0-space weight at γ so no noise level dominates the gradient.
+        abar = noise_scheduler.alphas_cumprod.to(latents.device)[timesteps].float()
+        snr = abar / (1 - abar)
+        x0_weight = {"epsilon": snr, "sample": torch.ones_like(snr), "v_prediction": snr + 1}[kind]
+        weight = snr.clamp(max=snr_gamma) / x0_weight  # (2B,)
+        per_sample = ((target.float() - pred.float()) ** 2).flatten(1).mean(1)
+        loss = torch.mean(weight * per_sample)
     return TrainingOutput(loss, pred, noisy, timesteps, cond)

@@ -222,8 +222,9 @@ class _LossModule(nn.Module):
     """Wraps the model so the whole objective runs inside ``forward`` (DDP/autocast friendly)."""
 
     def __init__(self, model: nn.Module, noise_scheduler: Any, drop_prob: float, dropout: str,
-                 timestep_sampling: str) -> None:
+                 timestep_sampling: str, snr_gamma: float | None = None) -> None:
         super().__init__()
+        self.snr_gamma = snr_gamma
         self.model = model
         self.noise_scheduler = noise_scheduler
         self.drop_prob = drop_prob
@@ -235,7 +236,8 @@ class _LossModule(nn.Module):
         out = training_step_loss(self.model, self.noise_scheduler, latents, noise, img_cond,
                                  pose_src, pose_tgt, timestep_u, drop_u,
                                  drop_prob=self.drop_prob, dropout=self.dropout,
-                                 timestep_sampling=self.timestep_sampling)
+                                 timestep_sampling=self.timestep_sampling,
+                                 snr_gamma=self.snr_gamma)
         return out.loss
 
 
@@ -512,7 +514,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         optimizer, config.warmup_steps, config.warmup_rate,
         decay_boundaries(config.decay_epochs, iters_per_epoch), config.decay_rate)
     loss_module = _LossModule(model, noise_scheduler, config.drop_prob, config.dropout,
-                              "cubic" if config.cubic_sampling else "uniform")
+                              "cubic" if config.cubic_sampling else "uniform", config.snr_gamma)
     loss_module, optimizer = accelerator.prepare(loss_module, optimizer)
     raw_model = accelerator.unwrap_model(loss_module).model
     generator = torch.Generator().manual_seed(config.seed + 7919 * rank)
