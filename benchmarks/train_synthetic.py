@@ -178,12 +178,11 @@ def main(argv: list[str] | None = None) -> int:
     if len(ft_lrs) < len(ft_steps) or len(ft_gammas) < len(ft_steps):
         parser.error(f"--finetune-lr and --finetune-snr-gamma need {len(ft_steps)} values, one "
                      "per --finetune-steps stage")
+    # Later stages that switch x0 -> v get their own folders (finetune_v, finetune_v2, ...).
+    base = "finetune_v" if args.finetune_prediction != args.prediction else "finetune"
     previous = out / "run" / "model"
     for i, (ft, lr, gamma) in enumerate(zip(ft_steps, ft_lrs, ft_gammas)
                                         if not args.timing else ()):
-        # A stage that switches x0 -> v gets its own folder (finetune_v).
-        switch = args.finetune_prediction != args.prediction
-        base = "finetune_v" if switch else "finetune"
         name = base + (str(i + 1) if i else "")
         stages.append((name, ft, lr, 100, previous, args.finetune_prediction, gamma))
         previous = out / name / "model"

@@ -140,10 +140,11 @@ def training_step_loss(
     if snr_gamma is None:
         loss = torch.mean((target.float() - pred.float()) ** 2)  # Eq. (5)+(6), equal weights / 2
     else:
+        from diffusers.training_utils import compute_snr
+
         # An MSE on ε weighs the x0 error by SNR, on v by SNR+1, on x0 by 1; min-SNR-γ caps the
         # x0-space weight at γ so no noise level dominates the gradient.
-        abar = noise_scheduler.alphas_cumprod.to(latents.device)[timesteps].float()
-        snr = abar / (1 - abar)
+        snr = compute_snr(noise_scheduler, timesteps)  # (2B,)
         x0_weight = {"epsilon": snr, "sample": torch.ones_like(snr), "v_prediction": snr + 1}[kind]
         weight = snr.clamp(max=snr_gamma) / x0_weight  # (2B,)
         per_sample = ((target.float() - pred.float()) ** 2).flatten(1).mean(1)
