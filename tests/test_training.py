@@ -278,13 +278,14 @@ def test_cli_train_official_trainable_set(data_root, tmp_path, capsys):
     code = main(["train", "--data", str(data_root), "--out", str(out), "--max-steps", "2",
                  "--batch-size", "1", "--sample-every", "-1", "--no-progress", "--seed", "3",
                  "--trainable", "official", "--lr", "1e-2", "--warmup-steps", "0",
-                 "--snr-gamma", "5"])
+                 "--snr-gamma", "5", "--low-noise-fraction", "0.5", "--low-noise-max-t", "50"])
     assert code == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["steps"] == 2 and math.isfinite(summary["final_loss"])
     cfg = TrainConfig.load(out / "config.json")
     assert (cfg.seed, cfg.trainable, cfg.preset, cfg.lr, cfg.snr_gamma) == (
         3, "official", "synthetic", 1e-2, 5.0)
+    assert (cfg.low_noise_fraction, cfg.low_noise_max_t) == (0.5, 50)
 
     set_seed(cfg.seed)  # the trainer's init: same seed, same order
     initial = build_model(cfg)
@@ -400,3 +401,29 @@ def test_min_snr_weighting_caps_the_x0_space_weight(kind):
         assert run(1e9).loss.item() == pytest.approx(plain.loss.item(), rel=1e-5)
     with pytest.raises(ValueError, match="snr_gamma"):
         TrainConfig(data_root="x", snr_gamma=0.0).validate()
+
+
+@pytest.mark.parametrize("base", ["uniform", "cubic"])
+def test_low_noise_mixture_of_timesteps(base):
+    """low_noise_fraction f: draws u < f map uniformly onto [0, t_max), the rest through the base
+    sampler rescaled to [0, 1); f = 0 is the base sampler bit for bit (official fixtures)."""
+    from cfld.training.objective import TIMESTEP_SAMPLERS, sample_timesteps
+
+    u = (torch.arange(100000, dtype=torch.float64) + 0.5) / 100000  # an even grid on [0, 1)
+    plain = TIMESTEP_SAMPLERS[base](u, 1000)
+    assert torch.equal(sample_timesteps(u, 1000, base), plain)
+    assert torch.equal(sample_timesteps(u, 1000, base, 0.0, 10), plain)
+    t = sample_timesteps(u, 1000, base, 0.8, 100)
+    assert t.min() == 0 and t.max() == 999
+    low = t[u < 0.8]
+    assert low.max() == 99 and torch.bincount(low, minlength=100).float().std() < 1e-3 * 800
+    # the other 20 % are the base sampler's distribution, rescaled
+    assert torch.equal(t[u >= 0.8], TIMESTEP_SAMPLERS[base]((u[u >= 0.8] - 0.8) / 0.2, 1000))
+    expected_low = 0.8 + 0.2 * (plain < 100).double().mean()
+    assert (t < 100).double().mean().item() == pytest.approx(expected_low.item(), abs=1e-4)
+    with pytest.raises(ValueError, match="low_noise_fraction"):
+        sample_timesteps(u, 1000, base, 1.0, 100)
+    with pytest.raises(ValueError, match="low_noise_fraction"):
+        TrainConfig(data_root="x", low_noise_fraction=-0.1).validate()
+    with pytest.raises(ValueError, match="low_noise_max_t"):
+        TrainConfig(data_root="x", low_noise_fraction=0.5, low_noise_max_t=0).validate()

@@ -69,6 +69,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "latter two for models trained from scratch")
     p.add_argument("--snr-gamma", type=float, default=None, metavar="GAMMA",
                    help="Min-SNR-γ loss weighting, e.g. 5 (default: the official equal weights)")
+    p.add_argument("--low-noise-fraction", type=float, default=d.low_noise_fraction,
+                   metavar="F",
+                   help="share of samples whose timestep is drawn uniformly from [0, "
+                        "--low-noise-max-t) instead, e.g. 0.8 to fine-tune the low-noise steps "
+                        "that draw edges (default 0: off, official)")
+    p.add_argument("--low-noise-max-t", type=int, default=d.low_noise_max_t, metavar="T",
+                   help=f"upper end of that range (default {d.low_noise_max_t})")
     p.add_argument("--uniform-timesteps", action="store_true",
                    help="uniform instead of the official cubic timestep sampling")
     p.add_argument("--init-from", default=None, metavar="MODEL_DIR",
@@ -113,6 +120,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         max_steps=args.max_steps, lr=args.lr, warmup_steps=args.warmup_steps,
         decay_epochs=tuple(args.decay_epochs), drop_prob=args.drop_prob, dropout=args.dropout,
         cubic_sampling=not args.uniform_timesteps, snr_gamma=args.snr_gamma,
+        low_noise_fraction=args.low_noise_fraction, low_noise_max_t=args.low_noise_max_t,
         mixed_precision=args.mixed_precision,
         prediction_type=args.prediction_type,
         gradient_checkpointing=args.gradient_checkpointing, seed=args.seed,

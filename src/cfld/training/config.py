@@ -54,6 +54,10 @@ class TrainConfig:
             clean latent) or ``v_prediction``; stored in the exported scheduler config.
         snr_gamma: Min-SNR-γ loss weighting (x0-space weight min(SNR, γ)); ``None`` = the
             official equal weights.
+        low_noise_fraction: Share of samples whose timestep is drawn uniformly from
+            [0, ``low_noise_max_t``) instead of by the sampler above (0 = official). Fine-tunes
+            the low-noise steps that draw the edges (the shipped model's last stage).
+        low_noise_max_t: Upper end (exclusive) of that low-noise range.
         flip_p: Probability of flipping the source fed to H_S.
         mixed_precision: ``no``, ``fp16`` (CUDA only) or ``bf16``.
         gradient_checkpointing: Checkpoint the UNet blocks (saves memory, costs compute).
@@ -98,6 +102,8 @@ class TrainConfig:
     cubic_sampling: bool = True
     prediction_type: str = "epsilon"
     snr_gamma: float | None = None
+    low_noise_fraction: float = 0.0
+    low_noise_max_t: int = 100
     flip_p: float = 0.5
 
     mixed_precision: str = "no"
@@ -135,6 +141,12 @@ class TrainConfig:
                              f"got {self.trainable!r}")
         if self.snr_gamma is not None and not self.snr_gamma > 0:
             raise ValueError(f"snr_gamma must be positive (e.g. 5) or None, got {self.snr_gamma}")
+        if not 0 <= self.low_noise_fraction < 1:
+            raise ValueError("low_noise_fraction must be in [0, 1) (e.g. 0.8; 0 = off), got "
+                             f"{self.low_noise_fraction}")
+        if not 1 <= self.low_noise_max_t <= 1000:
+            raise ValueError("low_noise_max_t must be in [1, 1000] (e.g. 100), got "
+                             f"{self.low_noise_max_t}")
         if self.prediction_type not in ("epsilon", "sample", "v_prediction"):
             raise ValueError(f"prediction_type must be epsilon, sample or v_prediction, got "
                              f"{self.prediction_type!r}")

@@ -222,9 +222,11 @@ class _LossModule(nn.Module):
     """Wraps the model so the whole objective runs inside ``forward`` (DDP/autocast friendly)."""
 
     def __init__(self, model: nn.Module, noise_scheduler: Any, drop_prob: float, dropout: str,
-                 timestep_sampling: str, snr_gamma: float | None = None) -> None:
+                 timestep_sampling: str, snr_gamma: float | None = None,
+                 low_noise: tuple[float, int] = (0.0, 100)) -> None:
         super().__init__()
         self.snr_gamma = snr_gamma
+        self.low_noise = low_noise
         self.model = model
         self.noise_scheduler = noise_scheduler
         self.drop_prob = drop_prob
@@ -237,7 +239,9 @@ class _LossModule(nn.Module):
                                  pose_src, pose_tgt, timestep_u, drop_u,
                                  drop_prob=self.drop_prob, dropout=self.dropout,
                                  timestep_sampling=self.timestep_sampling,
-                                 snr_gamma=self.snr_gamma)
+                                 snr_gamma=self.snr_gamma,
+                                 low_noise_fraction=self.low_noise[0],
+                                 low_noise_max_t=self.low_noise[1])
         return out.loss
 
 
@@ -514,7 +518,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
         optimizer, config.warmup_steps, config.warmup_rate,
         decay_boundaries(config.decay_epochs, iters_per_epoch), config.decay_rate)
     loss_module = _LossModule(model, noise_scheduler, config.drop_prob, config.dropout,
-                              "cubic" if config.cubic_sampling else "uniform", config.snr_gamma)
+                              "cubic" if config.cubic_sampling else "uniform", config.snr_gamma,
+                              (config.low_noise_fraction, config.low_noise_max_t))
     loss_module, optimizer = accelerator.prepare(loss_module, optimizer)
     raw_model = accelerator.unwrap_model(loss_module).model
     generator = torch.Generator().manual_seed(config.seed + 7919 * rank)
