@@ -221,27 +221,18 @@ class EpochBatchSampler(Sampler[list[int]]):
 class _LossModule(nn.Module):
     """Wraps the model so the whole objective runs inside ``forward`` (DDP/autocast friendly)."""
 
-    def __init__(self, model: nn.Module, noise_scheduler: Any, drop_prob: float, dropout: str,
-                 timestep_sampling: str, snr_gamma: float | None = None,
-                 low_noise: tuple[float, int] = (0.0, 100)) -> None:
+    def __init__(self, model: nn.Module, noise_scheduler: Any, **objective: Any) -> None:
+        """``objective``: the keyword settings of :func:`training_step_loss` (dropout,
+        timestep sampling, loss weighting), fixed for the run."""
         super().__init__()
-        self.snr_gamma = snr_gamma
-        self.low_noise = low_noise
         self.model = model
         self.noise_scheduler = noise_scheduler
-        self.drop_prob = drop_prob
-        self.dropout = dropout
-        self.timestep_sampling = timestep_sampling
+        self.objective = objective
 
     def forward(self, latents: Tensor, noise: Tensor, img_cond: Tensor, pose_src: Tensor,
                 pose_tgt: Tensor, timestep_u: Tensor, drop_u: Tensor) -> Tensor:
         out = training_step_loss(self.model, self.noise_scheduler, latents, noise, img_cond,
-                                 pose_src, pose_tgt, timestep_u, drop_u,
-                                 drop_prob=self.drop_prob, dropout=self.dropout,
-                                 timestep_sampling=self.timestep_sampling,
-                                 snr_gamma=self.snr_gamma,
-                                 low_noise_fraction=self.low_noise[0],
-                                 low_noise_max_t=self.low_noise[1])
+                                 pose_src, pose_tgt, timestep_u, drop_u, **self.objective)
         return out.loss
 
 
@@ -517,9 +508,11 @@ def train(config: TrainConfig) -> dict[str, Any]:
     lr_scheduler = build_lr_scheduler(
         optimizer, config.warmup_steps, config.warmup_rate,
         decay_boundaries(config.decay_epochs, iters_per_epoch), config.decay_rate)
-    loss_module = _LossModule(model, noise_scheduler, config.drop_prob, config.dropout,
-                              "cubic" if config.cubic_sampling else "uniform", config.snr_gamma,
-                              (config.low_noise_fraction, config.low_noise_max_t))
+    loss_module = _LossModule(
+        model, noise_scheduler, drop_prob=config.drop_prob, dropout=config.dropout,
+        timestep_sampling="cubic" if config.cubic_sampling else "uniform",
+        snr_gamma=config.snr_gamma, low_noise_fraction=config.low_noise_fraction,
+        low_noise_max_t=config.low_noise_max_t)
     loss_module, optimizer = accelerator.prepare(loss_module, optimizer)
     raw_model = accelerator.unwrap_model(loss_module).model
     generator = torch.Generator().manual_seed(config.seed + 7919 * rank)
