@@ -3,12 +3,13 @@
     python benchmarks/shipped_model_quality.py                       # shipped model, DDPM-50
     python benchmarks/shipped_model_quality.py --scheduler ddim --steps 20
     python benchmarks/shipped_model_quality.py --model runs/synthetic/run/model --pairs 40
+    python benchmarks/shipped_model_quality.py --people-seed 4242  # another unseen set of people
 
 The people are drawn with a seed never used for training (``cfld.demo.HELD_OUT_SEED``), so none
 was seen in training.  Scores (at 128×88, the procedural images' size): SSIM (the paper's
 window-51 variant), PSNR and the silhouette IoU of the generated person against the true target
 silhouette from the part-label maps.  Targets (issue): IoU ≥ 0.75 and SSIM ≥ baseline + 0.05.
-Writes ``benchmarks/results/shipped_model_quality[_<scheduler><steps>].json``.
+Writes ``benchmarks/results/shipped_model_quality[_<scheduler><steps>][_people<seed>].json``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# The seed of the shipped model's training people (train_synthetic.DATA["seed"]).
+TRAINING_DATA_SEED = 0
 
 
 def resolution_ceiling(pipe, root: Path, num_pairs: int) -> float:
@@ -54,10 +57,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scheduler", default="ddpm")
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    parser.add_argument("--people-seed", type=int, default=None,
+                        help="seed of the procedural held-out people (default "
+                             "cfld.demo.HELD_OUT_SEED); another seed gives another unseen set")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", default=None, help="result JSON path")
     args = parser.parse_args(argv)
+    from cfld.demo import HELD_OUT_SEED
+
+    if args.people_seed is None:
+        args.people_seed = HELD_OUT_SEED
+    if args.people_seed == TRAINING_DATA_SEED:
+        parser.error(f"--people-seed {TRAINING_DATA_SEED} draws the training people; pick another")
 
     import torch
 
@@ -71,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         people = -(-args.pairs // 12)  # 4 poses → 12 ordered pairs per person
-        root = make_held_out_root(Path(tmp) / "held_out", people)
+        root = make_held_out_root(Path(tmp) / "held_out", people, seed=args.people_seed)
         result = score_pairs(pipe, root, args.pairs, args.steps, args.seed,
                              batch_size=args.batch_size, progress=True)
         ceiling = resolution_ceiling(pipe, root, args.pairs)
@@ -79,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     out = result.as_dict()
     out.update({
         "scheduler": args.scheduler, "steps": args.steps, "seconds": round(seconds, 1),
-        "held_out_people": people, "image_size": list(pipe.default_output_size),
+        "held_out_people": people, "held_out_seed": args.people_seed,
+        "image_size": list(pipe.default_output_size),
         "model_image_size": list(pipe.image_size),
         # the best IoU a perfect model generating at model_image_size can reach here
         "ground_truth_through_model_size": {"silhouette_iou": ceiling},
@@ -92,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
                     "threads": torch.get_num_threads()},
     })
     suffix = "" if (args.scheduler, args.steps) == ("ddpm", 50) else f"_{args.scheduler}{args.steps}"
+    if args.people_seed != HELD_OUT_SEED:
+        suffix += f"_people{args.people_seed}"
     path = Path(args.out) if args.out else RESULTS / f"shipped_model_quality{suffix}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2))

@@ -120,6 +120,24 @@ def widths_overrides(widths: list[int]) -> dict:
     return {key: model[key] for key in ("unet_config", "pose_adapter_config", "appearance_config")}
 
 
+def check_finished_stage(stage_dir: Path, wanted: dict[str, object]) -> None:
+    """Refuse to reuse a finished stage trained with other settings than the ones asked for.
+
+    A finished stage is skipped on a rerun; without this check a changed recipe (say another
+    ``--finetune-low-noise``) would silently build on the old stage's weights.
+    """
+    config_path = stage_dir / "config.json"
+    if not config_path.is_file():
+        return
+    saved = json.loads(config_path.read_text())
+    diff = {key: (saved.get(key), value) for key, value in wanted.items()
+            if key in saved and saved.get(key) != value}
+    if diff:
+        changes = ", ".join(f"{k}: trained {old!r}, asked {new!r}" for k, (old, new) in diff.items())
+        raise SystemExit(f"{stage_dir} was trained with other settings ({changes}); use another "
+                         f"--out, or move that folder away to retrain it and the stages after it")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/synthetic", help="folder for data/ and run/")
@@ -207,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
         if init_from is not None and name == "finetune_v":
             init_from = x0_model_as_v_prediction(init_from, out / "run" / "model_as_v")
         if not args.timing and (out / name / "model" / "model_index.json").is_file():
+            check_finished_stage(out / name, {
+                "max_steps": steps, "lr": lr, "prediction_type": prediction,
+                "snr_gamma": gamma, "low_noise_fraction": low})
             print(f"[{name}] already trained: {out / name / 'model'}", flush=True)
             model_dir = str(out / name / "model")
             continue

@@ -105,6 +105,34 @@ def test_shipped_model_quality_resolution_ceiling(bench_modules, tmp_path):
     assert resolution_ceiling(pipe, root, 6) == ceiling
 
 
+def test_shipped_model_quality_refuses_the_training_people(bench_modules, capsys):
+    module = bench_modules["shipped_model_quality"]
+    with pytest.raises(SystemExit) as err:
+        module.main(["--people-seed", str(module.TRAINING_DATA_SEED)])
+    assert err.value.code == 2
+    assert "draws the training people" in capsys.readouterr().err
+
+
 def test_run_all_lists_every_script(bench_modules):
     assert set(bench_modules["run_all"].BENCHMARKS) == {
         "bench_sampling", "bench_limit", "bench_training", "bench_sampler_quality"}
+
+
+def test_train_synthetic_refuses_a_finished_stage_with_other_settings(tmp_path):
+    """A rerun with a changed recipe must not silently build on the old stage's weights."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import train_synthetic
+    finally:
+        sys.path.remove(str(BENCH))
+    stage = tmp_path / "finetune3"
+    stage.mkdir()
+    (stage / "config.json").write_text(json.dumps(
+        {"max_steps": 4000, "lr": 1e-4, "prediction_type": "sample", "snr_gamma": 5.0,
+         "low_noise_fraction": 0.5, "output_dir": "elsewhere"}))
+    same = {"max_steps": 4000, "lr": float("1e-4"), "prediction_type": "sample",
+            "snr_gamma": 5.0, "low_noise_fraction": 0.5}
+    train_synthetic.check_finished_stage(stage, same)  # paths may differ; settings match
+    with pytest.raises(SystemExit, match=r"low_noise_fraction: trained 0\.5, asked 0\.8"):
+        train_synthetic.check_finished_stage(stage, {**same, "low_noise_fraction": 0.8})
+    train_synthetic.check_finished_stage(tmp_path / "missing", same)  # no config: nothing to check
