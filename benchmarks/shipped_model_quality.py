@@ -22,9 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from train_synthetic import DATA as TRAINING_DATA  # benchmarks/ is on sys.path as the script's dir
+
 RESULTS = Path(__file__).resolve().parent / "results"
-# The seed of the shipped model's training people (train_synthetic.DATA["seed"]).
-TRAINING_DATA_SEED = 0
+TRAINING_DATA_SEED = TRAINING_DATA["seed"]  # the shipped model's training people
 
 
 def resolution_ceiling(pipe, root: Path, num_pairs: int) -> float:
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", default=None, help="result JSON path")
     args = parser.parse_args(argv)
-    from cfld.demo import HELD_OUT_SEED
+    from cfld.demo import HELD_OUT_SEED, make_held_out_root, score_pairs
 
     if args.people_seed is None:
         args.people_seed = HELD_OUT_SEED
@@ -75,7 +76,6 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from cfld.demo import make_held_out_root, score_pairs
     from cfld.shipped import load_pipeline
 
     pipe = load_pipeline(args.model, scheduler=args.scheduler)

@@ -143,7 +143,8 @@ def check_finished_stage(stage_dir: Path, wanted: dict[str, object]) -> None:
     diff = {key: (saved.get(key), value) for key, value in wanted.items()
             if key in saved and saved.get(key) != value}
     if diff:
-        changes = ", ".join(f"{k}: trained {old!r}, asked {new!r}" for k, (old, new) in diff.items())
+        changes = ", ".join(f"{k}: trained {old!r}, asked {new!r}"
+                            for k, (old, new) in diff.items())
         raise SystemExit(f"{stage_dir} was trained with other settings ({changes}); use another "
                          f"--out, or move that folder away to retrain it and the stages after it")
 
@@ -180,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
                              "x0_model_as_v_prediction)")
     parser.add_argument("--finetune-lr", default="2e-4,1e-4,1e-4,1e-4,5e-5",
                         help="base LR of each later stage, comma-separated like "
-                             "--finetune-steps (default 2e-4,1e-4,1e-4,1e-4,5e-5; ×0.1 for each stage's "
-                             "last 20 %%)")
+                             "--finetune-steps (default 2e-4,1e-4,1e-4,1e-4,5e-5; ×0.1 for each "
+                             "stage's last 20 %%)")
     parser.add_argument("--mixed-precision", default="no", choices=("no", "bf16"),
                         help="bf16 autocast on CPU (default no: measured not faster here)")
     parser.add_argument("--threads", type=int, default=1,
