@@ -15,6 +15,32 @@ SHARED = REPO.parent / "shared"
 FIXTURES = SHARED / "fixtures"
 
 
+# CI sets CFLD_REQUIRE_ALL=1 (.ci/run): there every skip is a failure, so a missing fixture,
+# package or browser cannot leave a test unrun behind a green run. Locally a skip stays a skip.
+REQUIRE_ALL = os.environ.get("CFLD_REQUIRE_ALL", "") not in ("", "0")
+
+
+def _skip_as_failure(report) -> None:
+    reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
+    report.outcome = "failed"
+    report.longrepr = f"skipped, but CFLD_REQUIRE_ALL=1 makes every skip a failure: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if REQUIRE_ALL and report.skipped and not hasattr(report, "wasxfail"):
+        _skip_as_failure(report)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collectreport(report):
+    # a module-level importorskip skips the whole file at collection
+    if REQUIRE_ALL and report.skipped:
+        _skip_as_failure(report)
+
+
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():
