@@ -95,8 +95,8 @@ def held_out_pairs(pipe, root: Path, n_pairs: int, people: int) -> dict[str, tor
         lab = Image.open(root / PARTS_DIRS["test"] / (Path(it["to"]).stem + ".png"))
         lab = lab.resize(test_size[::-1], Image.NEAREST)
         parts.append(torch.from_numpy(np.asarray(lab).astype(np.int64)))
-    return {"source": torch.stack([it["img_cond_from"] for it in items]),
-            "pose": torch.stack([it["pose_img_to"] for it in items]),
+    return {"source": torch.stack([it["img_cond"] for it in items]),
+            "pose": torch.stack([it["pose_img_tgt"] for it in items]),
             "gt": torch.stack([it["img_gt"] for it in items]),
             "parts": torch.stack(parts)}
 

@@ -146,8 +146,8 @@ def test_test_dataset_and_fid_set(pristine: Path) -> None:
     item = ds[1]
     assert item["img_gt"].shape == (3, 64, 44)
     assert 0 <= item["img_gt"].min() and item["img_gt"].max() <= 1
-    assert item["img_cond_from"].shape == (3, 32, 32) and item["img_cond_from"].min() < 0
-    assert item["pose_img_from"].shape == item["pose_img_to"].shape == (21, 32, 32)
+    assert item["img_cond"].shape == (3, 32, 32) and item["img_cond"].min() < 0
+    assert item["pose_img_src"].shape == item["pose_img_tgt"].shape == (21, 32, 32)
     assert item["img_src"].shape == item["img_tgt"].shape == (3, 64, 64)
     assert isinstance(item["from"], str) and isinstance(item["to"], str)
     fid = FidRealSet(pristine, (32, 22))

@@ -1,6 +1,12 @@
-"""cfld.data: DeepFashion In-Shop (authors' file format) and our procedural people."""
+"""cfld.data: DeepFashion In-Shop (authors' file format) and our procedural people.
 
-from cfld.data.deepfashion import (
+``formats`` (file names, csv/lst readers), ``images`` (image I/O and tensors), ``prepare``,
+``check``, ``datasets`` (the pair data sets), ``synthetic`` (the procedural renderer).
+"""
+
+from cfld.data.check import CheckReport, check, check_root
+from cfld.data.datasets import DeepFashionTest, DeepFashionTrain, FidRealSet, PairItem
+from cfld.data.formats import (
     ANNOTATION_TEST,
     ANNOTATION_TRAIN,
     PAIRS_TEST,
@@ -9,18 +15,13 @@ from cfld.data.deepfashion import (
     TEST_LST,
     TRAIN_DIR,
     TRAIN_LST,
-    CheckReport,
     DataError,
-    DeepFashionTest,
-    DeepFashionTrain,
-    FidRealSet,
-    check,
-    check_root,
-    load_image,
-    prepare,
+    generated_name,
     read_annotations,
     read_pairs,
 )
+from cfld.data.images import load_image, open_image, to_signed, to_tensor
+from cfld.data.prepare import prepare
 from cfld.data.synthetic import PART_LABELS, make_sample_root, pair_silhouette_iou, synthesize
 
 __all__ = [
@@ -38,13 +39,18 @@ __all__ = [
     "DeepFashionTest",
     "DeepFashionTrain",
     "FidRealSet",
+    "PairItem",
     "check",
     "check_root",
+    "generated_name",
     "load_image",
     "make_sample_root",
+    "open_image",
     "pair_silhouette_iou",
     "prepare",
     "read_annotations",
     "read_pairs",
     "synthesize",
+    "to_signed",
+    "to_tensor",
 ]

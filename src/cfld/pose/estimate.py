@@ -16,7 +16,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from PIL import Image
 
-from cfld.pose.keypoints import MISSING, NUM_JOINTS, Keypoints, _check_frame
+from cfld.sizes import check_size
+from cfld.pose.keypoints import MISSING, NUM_JOINTS, Keypoints
 
 # COCO-18 index -> BlazePose landmark index.  Both use the person's own left/right, so the
 # person's right shoulder (COCO 2) is BlazePose RIGHT_SHOULDER (12), and so on.
@@ -184,4 +185,4 @@ def estimate_keypoints(
     """
     est = estimator if estimator is not None else _default_estimator()
     kp = est(image)
-    return kp if frame is None else kp.rescale(_check_frame(frame))
+    return kp if frame is None else kp.rescale(check_size(frame))

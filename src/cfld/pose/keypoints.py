@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from cfld.sizes import check_size, parse_size
+
 NUM_JOINTS = 18
 MISSING = -1.0
 # Frame of the DeepFashion annotation csv files (facts §5.1): 256 rows x 176 columns.
@@ -47,37 +49,8 @@ JOINT_NAMES: tuple[str, ...] = (
 FLIP_PERMUTATION: tuple[int, ...] = (0, 1, 5, 6, 7, 2, 3, 4, 11, 12, 13, 8, 9, 10, 15, 14, 17, 16)
 
 
-def _check_frame(frame: Sequence[int], what: str = "frame") -> tuple[int, int]:
-    """Return ``frame`` as a validated ``(H, W)`` tuple of positive ints."""
-    try:
-        h, w = (int(v) for v in frame)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"{what} must be a pair (H, W) of positive integers, got {frame!r}"
-        ) from None
-    if h <= 0 or w <= 0 or (h, w) != tuple(frame):
-        raise ValueError(f"{what} must be a pair (H, W) of positive integers, got {frame!r}")
-    return h, w
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """Parse a size written ``HxW`` (e.g. ``256x176``) into ``(H, W)``.
-
-    Args:
-        text: the size string.
-
-    Returns:
-        ``(H, W)`` as positive ints.
-
-    Raises:
-        ValueError: when the string is not of the form ``HxW`` with positive integers.
-    """
-    parts = str(text).lower().replace("*", "x").split("x")
-    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-        raise ValueError(
-            f"size must be written HxW with positive integers (e.g. 256x176), got {text!r}"
-        )
-    return _check_frame((int(parts[0]), int(parts[1])), "size")
+# Kept for modules that still import the old private name.
+_check_frame = check_size
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,7 +66,7 @@ class Keypoints:
     frame: tuple[int, int] = DEEPFASHION_FRAME
 
     def __post_init__(self) -> None:
-        frame = _check_frame(self.frame)
+        frame = check_size(self.frame)
         arr = np.array(self.coords, dtype=np.float64, copy=True)
         if arr.ndim != 2 or arr.shape[1] != 2:
             raise ValueError(
@@ -279,7 +252,7 @@ class Keypoints:
         Returns:
             New keypoints in ``frame`` (float coordinates, not rounded).
         """
-        h2, w2 = _check_frame(frame)
+        h2, w2 = check_size(frame)
         h, w = self.frame
         out = self.coords.copy()
         p = self.present

@@ -14,7 +14,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from cfld.pose.keypoints import NUM_JOINTS, Keypoints, _check_frame
+from cfld.sizes import check_size
+from cfld.pose.keypoints import NUM_JOINTS, Keypoints
 
 NUM_POSE_CHANNELS = 3 + NUM_JOINTS
 HEATMAP_SIGMA = 6
@@ -51,7 +52,7 @@ def canvas_positions(kp: Keypoints, size: Sequence[int]) -> list[tuple[int, int]
     Returns:
         18 entries, ``(row, col)`` or ``None``.
     """
-    h, w = _check_frame(size, "size")
+    h, w = check_size(size, "size")
     fh, fw = kp.frame
     out: list[tuple[int, int] | None] = []
     for (y, x), ok in zip(kp.coords.tolist(), kp.present.tolist()):
@@ -69,7 +70,7 @@ def draw_skeleton(kp: Keypoints, size: Sequence[int]) -> np.ndarray:
     Returns:
         The uint8 canvas.
     """
-    h, w = _check_frame(size, "size")
+    h, w = check_size(size, "size")
     pos = canvas_positions(kp, (h, w))
     canvas = np.zeros((h, w, 3), dtype=np.uint8)
     # facts §5.4: every bone first (skipping those with a missing end), then every joint.
@@ -99,7 +100,7 @@ def render_heatmaps(kp: Keypoints, size: Sequence[int], sigma: float = HEATMAP_S
     Returns:
         ``(18, H, W)`` float32.
     """
-    h, w = _check_frame(size, "size")
+    h, w = check_size(size, "size")
     out = np.zeros((NUM_JOINTS, h, w), dtype=np.float32)
     rows = np.arange(h)[:, None]  # (H, 1)
     cols = np.arange(w)[None, :]  # (1, W)
@@ -121,7 +122,7 @@ def render_pose_map(kp: Keypoints, size: Sequence[int]) -> np.ndarray:
     Returns:
         ``(21, H, W)`` float32: skeleton RGB / 255 in channels 0-2, heatmaps of joints 0-17 in 3-20.
     """
-    h, w = _check_frame(size, "size")
+    h, w = check_size(size, "size")
     skeleton = draw_skeleton(kp, (h, w)).transpose(2, 0, 1).astype(np.float32) / 255  # (3, H, W)
     return np.concatenate([skeleton, render_heatmaps(kp, (h, w))], axis=0)  # (21, H, W)
 
