@@ -319,9 +319,9 @@ def _grid_batch(config: TrainConfig, preset: Any) -> dict[str, Tensor] | None:
         return None
     items = [ds[i] for i in _spread(len(ds), config.sample_count)]
     return {
-        "source": torch.stack([it["img_cond_from"] for it in items]),
+        "source": torch.stack([it["img_cond"] for it in items]),
         "source_view": torch.stack([_to_unit(it["img_src"]) for it in items]),
-        "pose": torch.stack([it["pose_img_to"] for it in items]),
+        "pose": torch.stack([it["pose_img_tgt"] for it in items]),
         "target": torch.stack([_to_unit(it["img_tgt"]) for it in items]),
     }
 
