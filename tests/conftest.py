@@ -48,13 +48,25 @@ def fixtures_dir() -> Path:
     return FIXTURES
 
 
-@pytest.fixture(autouse=True)
-def _torch_threads():
+def _set_test_threads() -> None:
     import torch
 
     # CI runs tests alone on 2 cores; on a busy machine set CFLD_TEST_THREADS=1 (oversubscribed
     # threads make torch on CPU many times slower, not a little).
     torch.set_num_threads(int(os.environ.get("CFLD_TEST_THREADS", "2")))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _torch_threads_session():
+    # Module-scoped fixtures (reference outputs) are built before any function-scoped fixture:
+    # they must see the same thread count as the tests, or float results differ in the last bits.
+    _set_test_threads()
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads():
+    _set_test_threads()
     yield
 
 
@@ -118,3 +130,38 @@ def tiny_vae():
                          down_block_types=("DownEncoderBlock2D",) * 4,
                          up_block_types=("UpDecoderBlock2D",) * 4, latent_channels=4,
                          layers_per_block=1).eval()
+
+
+def branch_predictions(model, z, t, cond) -> dict[str, torch.Tensor]:
+    """The five branch predictions, one separate UNet call each (no batching, no guidance code)."""
+    p = model.uncond_prompt.expand(cond.batch_size, -1, -1)
+    conds = {"uc": cond.with_prompt(p).without_pose().without_appearance(),
+             "down": cond.with_prompt(p).without_appearance(),
+             "ud": cond.with_prompt(p),
+             "cd": cond.without_appearance(),
+             "full": cond}
+    return {k: model.predict_noise(z, t, c) for k, c in conds.items()}
+
+
+def hand_sampling_loop(model, scheduler, cond, steps: int, seed: int, latents=None):
+    """A plain diffusers sampling loop, written out: z_T·σ_init (or ``latents`` as given), then
+    per step scale the input, Eq. (7) on separate branch predictions (w = 2), and step with the
+    same generator.  The reference the pipeline is checked against."""
+    import inspect
+
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    scheduler.set_timesteps(steps)
+    if latents is None:
+        unet = model.unet.config
+        z = torch.randn(cond.batch_size, unet.in_channels, unet.sample_size, unet.sample_size,
+                        generator=g) * scheduler.init_noise_sigma
+    else:
+        z = latents.clone()
+    stochastic = "generator" in inspect.signature(scheduler.step).parameters
+    for t in scheduler.timesteps:
+        e = branch_predictions(model, scheduler.scale_model_input(z, t), t, cond)
+        eps = e["uc"] + 2.0 * (e["down"] - e["uc"]) + 2.0 * (e["full"] - e["down"])
+        z = scheduler.step(eps, t, z, **({"generator": g} if stochastic else {})).prev_sample
+    return z

@@ -11,6 +11,7 @@ from diffusers import (
     DDIMScheduler,
     DDPMScheduler,
     DPMSolverMultistepScheduler,
+    EulerAncestralDiscreteScheduler,
     EulerDiscreteScheduler,
     UniPCMultistepScheduler,
 )
@@ -22,7 +23,7 @@ from cfld.pipelines import GUIDANCE_TYPES, official_scheduler
 from cfld.pipelines.guidance import branch_conditions, get_guidance, GuidanceScales
 from cfld.pose import Keypoints
 from cfld.presets import get_preset
-from conftest import make_pixel_pipeline, make_tiny_pipeline
+from conftest import branch_predictions, hand_sampling_loop, make_pixel_pipeline, make_tiny_pipeline
 from test_model_official import FIXTURE_DIRS, load, needs_fixture, rel
 
 
@@ -103,21 +104,78 @@ def source_photo(seed=0) -> Image.Image:
     return Image.fromarray(rng.integers(0, 255, (256, 176, 3), dtype=np.uint8))
 
 
+# Each guidance formula written out from the authors' table (facts §7.3), on separately computed
+# branch predictions: uc = (P,0,0), down = (P,pose,0), ud = (P,pose,A), cd = (C,pose,0),
+# full = (C,pose,A).  Scales differ from each other so that a swapped scale shows.
+HAND_GUIDANCE = {
+    "uc_full": lambda e, s: e["uc"] + s["full"] * (e["full"] - e["uc"]),
+    "updown_full": lambda e, s: e["ud"] + s["full"] * (e["full"] - e["ud"]),
+    "down_full": lambda e, s: e["down"] + s["full"] * (e["full"] - e["down"]),
+    "uc_down_full": lambda e, s: (e["uc"] + s["down"] * (e["down"] - e["uc"])
+                                  + s["full"] * (e["full"] - e["down"])),
+    "uc_down_updown_cdown": lambda e, s: (e["uc"] + s["down"] * (e["down"] - e["uc"])
+                                          + s["all"] * (e["ud"] - e["down"])
+                                          + s["cond"] * (e["cd"] - e["down"])),
+    "uc_down_updown_full": lambda e, s: (e["uc"] + s["down"] * (e["down"] - e["uc"])
+                                         + s["all"] * (e["ud"] - e["down"])
+                                         + s["full"] * (e["full"] - e["ud"])),
+    "none": lambda e, s: e["full"],
+}
+HAND_BRANCHES = {"uc_full": 2, "updown_full": 2, "down_full": 2, "uc_down_full": 3,
+                 "uc_down_updown_cdown": 4, "uc_down_updown_full": 4, "none": 1}
+SCALES = {"full": 1.7, "down": 2.3, "all": 0.6, "cond": 1.3}
+
+
+def test_guidance_types_are_exactly_the_ones_written_out():
+    assert set(GUIDANCE_TYPES) == set(HAND_GUIDANCE)
+
+
 @pytest.mark.parametrize("name", sorted(GUIDANCE_TYPES))
-def test_every_guidance_type_is_one_batched_call(tiny_pipe, name, monkeypatch):
-    calls = []
+def test_every_guidance_type_equals_its_formula_in_one_batched_call(tiny_pipe, name,
+                                                                      monkeypatch):
+    """The guided ε the scheduler receives equals the hand formula on separate branch
+    predictions, and all branches of a step go through the UNet as one batch."""
+    calls, guided = [], []
     original = tiny_pipe.model.predict_noise
+    step = tiny_pipe.scheduler.step
 
     def spy(latents, t, cond):
         calls.append(latents.shape[0])
         return original(latents, t, cond)
 
+    def spy_step(model_output, t, sample, **kw):
+        guided.append(model_output.clone())
+        return step(model_output, t, sample, **kw)
+
     monkeypatch.setattr(tiny_pipe.model, "predict_noise", spy)
-    out = tiny_pipe(source_photo(), person_keypoints(), num_inference_steps=2,
-                    guidance_type=name, generator=torch.Generator().manual_seed(0),
-                    output_type="latent")
-    assert calls == [len(get_guidance(name).branches)] * 2
-    assert torch.isfinite(out.images).all()
+    monkeypatch.setattr(tiny_pipe.scheduler, "step", spy_step)
+    z = torch.randn(2, *tiny_pipe.latent_shape, generator=torch.Generator().manual_seed(4))
+    sources, poses = [source_photo(0), source_photo(1)], [person_keypoints(),
+                                                          person_keypoints().flip()]
+    tiny_pipe(sources, poses, num_inference_steps=2, guidance_type=name, latents=z,
+              guidance_scales=SCALES, generator=torch.Generator().manual_seed(0),
+              output_type="latent")
+    assert calls == [2 * HAND_BRANCHES[name]] * 2
+    monkeypatch.undo()
+    with torch.no_grad():
+        cond, _ = tiny_pipe.encode_conditions(sources, poses)
+        t = tiny_pipe.scheduler.timesteps[0]
+        want = HAND_GUIDANCE[name](branch_predictions(tiny_pipe.model, z, t, cond), SCALES)
+    torch.testing.assert_close(guided[0], want, rtol=1e-4, atol=1e-5)
+    if name != "none":  # guidance moves ε well beyond that tolerance
+        eps_full = branch_predictions(tiny_pipe.model, z, t, cond)["full"]
+        assert (guided[0] - eps_full).abs().max() > 1e-2
+
+
+def test_scale_arguments_map_onto_the_official_names(tiny_pipe, monkeypatch):
+    """scale_pose is s_down (w_pose), scale_app is s_full (w_app), guidance_scale sets all."""
+    from cfld.pipelines.pipeline_cfld import _scales
+
+    assert _scales(3.0, 5.0, None, None) == GuidanceScales(full=5.0, down=3.0)
+    assert _scales(3.0, 5.0, 1.5, None) == GuidanceScales(1.5, 1.5, 1.5, 1.5)
+    assert _scales(3.0, 5.0, None, {"all": 0.5}) == GuidanceScales(full=5.0, down=3.0, all=0.5)
+    with pytest.raises(ValueError, match="unknown guidance scale"):
+        _scales(2.0, 2.0, None, {"app": 1.0})
 
 
 def test_guidance_scale_zero_app_equals_pose_only(tiny_pipe):
@@ -132,17 +190,42 @@ def test_guidance_scale_zero_app_equals_pose_only(tiny_pipe):
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("scheduler_cls", [DDIMScheduler, DPMSolverMultistepScheduler,
-                                           UniPCMultistepScheduler, EulerDiscreteScheduler])
-def test_any_scheduler(tiny_pipe, scheduler_cls):
-    tiny_pipe.scheduler = scheduler_cls.from_config(official_scheduler().config)
+# Every scheduler of `--scheduler`, built here from diffusers' classes and the authors' config.
+HAND_SCHEDULERS = {
+    "ddpm": (DDPMScheduler, {}),
+    "ddim": (DDIMScheduler, {}),
+    "dpm": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++"}),
+    "unipc": (UniPCMultistepScheduler, {}),
+    "euler": (EulerDiscreteScheduler, {}),
+    "euler_a": (EulerAncestralDiscreteScheduler, {}),
+}
+
+
+def test_every_cli_scheduler_is_tested():
+    from cfld.pipelines.schedulers import SCHEDULERS
+
+    assert set(SCHEDULERS) == set(HAND_SCHEDULERS)
+
+
+@pytest.mark.parametrize("name", sorted(HAND_SCHEDULERS))
+def test_every_scheduler_equals_a_hand_written_diffusers_loop(tiny_pipe, name):
+    """The pipeline with `make_scheduler(name)` gives the hand-written loop's final latents:
+    same timesteps, initial-noise scaling, input scaling, every step, every noise draw."""
+    from cfld.pipelines.schedulers import make_scheduler
+
+    cls, extra = HAND_SCHEDULERS[name]
+    tiny_pipe.scheduler = make_scheduler(name, official_scheduler())
     try:
-        out = tiny_pipe(source_photo(), person_keypoints(), num_inference_steps=3,
-                        generator=torch.Generator().manual_seed(0), output_type="pt")
+        got = tiny_pipe(source_photo(), person_keypoints(), num_inference_steps=4,
+                        generator=torch.Generator().manual_seed(6), output_type="latent").images
     finally:
         tiny_pipe.scheduler = official_scheduler()
-    assert out.images.shape == (1, 3, 64, 44)
-    assert torch.isfinite(out.images).all()
+    hand = cls.from_config({**official_scheduler().config, **extra})
+    with torch.no_grad():
+        cond, _ = tiny_pipe.encode_conditions(source_photo(), person_keypoints())
+        want = hand_sampling_loop(tiny_pipe.model, hand, cond, 4, seed=6)
+    assert rel(got, want) <= 1e-4, rel(got, want)
+    assert got.shape == (1, *tiny_pipe.latent_shape)
 
 
 def test_euler_initial_noise_is_scaled(tiny_pipe, monkeypatch):
@@ -189,10 +272,24 @@ def test_seed_determinism_and_outputs(tiny_pipe, tmp_path):
 
 
 def test_one_source_many_poses(tiny_pipe):
-    out = tiny_pipe(source_photo(), [person_keypoints(), person_keypoints().flip()],
-                    num_inference_steps=1, generator=torch.Generator().manual_seed(0),
-                    output_type="pt")
-    assert out.images.shape[0] == 2 and out.pose_maps.shape == (2, 21, 64, 64)
+    """One source with a list of poses: image k is that source generated alone in pose k from
+    z_T[k] (the source is shared, the poses are not mixed up).  DDIM (η = 0): DDPM's step noise
+    is drawn for the whole batch, so a batch of 2 and two batches of 1 draw differently."""
+    poses = [person_keypoints(), person_keypoints().flip()]
+    z = torch.randn(2, *tiny_pipe.latent_shape, generator=torch.Generator().manual_seed(2))
+    kw = dict(num_inference_steps=2, output_type="pt")
+    tiny_pipe.scheduler = DDIMScheduler.from_config(official_scheduler().config)
+    try:
+        out = tiny_pipe(source_photo(), poses, latents=z, **kw)
+        alone = [tiny_pipe(source_photo(), p, latents=z[k:k + 1], **kw)
+                 for k, p in enumerate(poses)]
+    finally:
+        tiny_pipe.scheduler = official_scheduler()
+    assert out.images.shape == (2, 3, 64, 44) and out.pose_maps.shape == (2, 21, 64, 64)
+    for k, one in enumerate(alone):
+        assert torch.equal(out.pose_maps[k:k + 1], one.pose_maps)
+        torch.testing.assert_close(out.images[k:k + 1], one.images, rtol=1e-4, atol=1e-5)
+    assert (out.images[0] - out.images[1]).abs().max() > 1e-2  # the poses differ in the output
 
 
 def test_skeleton_image_as_pose(tiny_pipe):

@@ -215,15 +215,21 @@ def test_meta_then_materialise_with_reset_buffers():
 
 
 def test_bfloat16_forward_close_to_float32():
+    """bf16 weights and input stay within 0.42-0.78 % (relative L2) of fp32 per stage (measured);
+    the gate is 1.2 %.  Dropping the shift mask in bf16 alone gives 1.6-1.7 %, which the gate
+    catches; and the error must exceed bf16's own rounding of the fp32 output (~0.17 %), so
+    the forward really ran in bf16."""
     torch.manual_seed(2)
     model = SourceEncoder(**TINY).eval()
     x = torch.rand(1, 3, 64, 64) * 2 - 1
     with torch.no_grad():
         ref = model(x)
         low = model.to(torch.bfloat16)(x.bfloat16())
-    for a, b in zip(low, ref):
+    errors = []
+    for a, b in zip(low, ref, strict=True):
         assert a.dtype == torch.bfloat16
-        assert _rel_err(a.float(), b) < 0.1
+        errors.append(_rel_err(a.float(), b))
+    assert all(2e-3 < e <= 1.2e-2 for e in errors), errors
 
 
 @pytest.mark.parametrize(
