@@ -7,7 +7,9 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageDraw
+from torch import Tensor
 
 
 def save_image_atomic(image: Image.Image, path: str | os.PathLike) -> Path:
@@ -30,14 +32,23 @@ def save_image_atomic(image: Image.Image, path: str | os.PathLike) -> Path:
 
 
 def make_grid(rows: Sequence[Sequence[Image.Image]], cell: tuple[int, int] | None = None,
-              labels: Sequence[str] | None = None, pad: int = 2) -> Image.Image:
+              labels: Sequence[str] | None = None, pad: int = 2, margin: int | None = None,
+              background: tuple[int, int, int] = (255, 255, 255),
+              resample: Image.Resampling = Image.NEAREST) -> Image.Image:
     """Paste images into a grid (rows × columns), each resized to ``cell`` = (H, W).
+
+    The one grid maker of the project (demo, ``cfld generate --grid``, training samples,
+    interpolation strips).
 
     Args:
         rows: One list of images per row (equal lengths).
         cell: Cell size; default the first image's size.
         labels: Optional column titles drawn above the first row.
         pad: Pixels between cells.
+        margin: Pixels around the grid (default ``pad``).
+        background: Colour between and around the cells.
+        resample: Filter for images whose size is not ``cell`` (default nearest: small model
+            outputs are shown enlarged without smoothing).
     """
     if not rows or not rows[0]:
         raise ValueError("make_grid needs at least one image")
@@ -45,17 +56,24 @@ def make_grid(rows: Sequence[Sequence[Image.Image]], cell: tuple[int, int] | Non
     if any(len(r) != ncols for r in rows):
         raise ValueError("every grid row must have the same number of images")
     h, w = cell or (rows[0][0].height, rows[0][0].width)
+    m = pad if margin is None else margin
     top = 14 if labels else 0
-    grid = Image.new("RGB", (ncols * (w + pad) + pad, top + len(rows) * (h + pad) + pad),
-                     (255, 255, 255))
+    grid = Image.new("RGB", (2 * m + ncols * w + (ncols - 1) * pad,
+                             top + 2 * m + len(rows) * h + (len(rows) - 1) * pad), background)
     draw = ImageDraw.Draw(grid)
     if labels:
         for c, text in enumerate(labels):
-            draw.text((pad + c * (w + pad) + 2, 1), text, fill=(0, 0, 0))
+            draw.text((m + c * (w + pad) + 2, 1), text, fill=(0, 0, 0))
     for r, row in enumerate(rows):
         for c, img in enumerate(row):
             img = img.convert("RGB")
             if img.size != (w, h):
-                img = img.resize((w, h), Image.NEAREST)
-            grid.paste(img, (pad + c * (w + pad), top + pad + r * (h + pad)))
+                img = img.resize((w, h), resample)
+            grid.paste(img, (m + c * (w + pad), top + m + r * (h + pad)))
     return grid
+
+
+def tensor_to_image(image: Tensor) -> Image.Image:
+    """(3, H, W) in [0, 1] → PIL, rounded to the nearest 8-bit level (for viewing)."""
+    arr = (image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255 + 0.5)
+    return Image.fromarray(arr.astype(np.uint8))

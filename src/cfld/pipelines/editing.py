@@ -12,9 +12,8 @@ Interpolation (Fig. 6b): the coarse prompt and every appearance bias are interpo
 between two sources (:meth:`~cfld.models.cfld.CFLDConditions.lerp`), the initial noise is the
 same for every frame.
 
-Body-part masks (:data:`BODY_PARTS`) are drawn from the reference's keypoints: thick lines along
-the limbs, a polygon for the torso, an ellipse for the head, then dilated.  They are coarse by
-design (the latent is 8× smaller than the image for SD's VAE); draw a mask for precise edits.
+Body-part masks (:data:`~cfld.pose.masks.BODY_PARTS`) are drawn from the reference's keypoints
+(:mod:`cfld.pose.masks`).
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -32,166 +30,12 @@ from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 from torch import Tensor
 
-from cfld.pipelines.inputs import keypoints_from_any, open_image, pil_to_tensor
-from cfld.pose.keypoints import JOINT_NAMES, Keypoints
-
-# Joint indices (COCO-18, facts §5.1).
-_J = {name: i for i, name in enumerate(JOINT_NAMES)}
-
-#: Named body parts for :func:`part_mask` and what each covers.
-BODY_PARTS: dict[str, str] = {
-    "head": "face, hair and neck: an ellipse around nose/eyes/ears, above the neck",
-    "upper_clothes": "torso (shoulders to hips) and upper arms: tops, shirts, jackets",
-    "lower_clothes": "hips to ankles: trousers, skirts, shorts",
-    "arms": "shoulders to wrists, both sides (sleeves and bare arms)",
-    "hands": "discs around the wrists",
-    "legs": "hips to ankles along each leg (narrower than lower_clothes)",
-    "shoes": "discs around and just below the ankles",
-    "body": "everything above together (the whole person)",
-}
+from cfld.data.images import open_image
+from cfld.pipelines.inputs import keypoints_from_any, prepare_image
+from cfld.pose.masks import BODY_PARTS, part_mask
+from cfld.visualize import make_grid
 
 StepCallback = Callable[[int, int], None]
-
-
-# ----------------------------------------------------------------------------- masks
-def _body_scale(kp: Keypoints) -> float:
-    """A length that grows with the person: neck→mid-hip, else shoulder span, else frame."""
-    c, p = kp.coords, kp.present
-    if p[_J["neck"]] and (p[_J["right_hip"]] or p[_J["left_hip"]]):
-        hips = [c[_J[n]] for n in ("right_hip", "left_hip") if p[_J[n]]]
-        return float(np.linalg.norm(c[_J["neck"]] - np.mean(hips, axis=0)))
-    if p[_J["right_shoulder"]] and p[_J["left_shoulder"]]:
-        return 1.6 * float(np.linalg.norm(c[_J["right_shoulder"]] - c[_J["left_shoulder"]]))
-    return 0.3 * kp.frame[0]
-
-
-def _pt(p: np.ndarray) -> tuple[int, int]:
-    return int(round(float(p[1]))), int(round(float(p[0])))  # (y, x) → cv2's (x, y)
-
-
-def _draw_chain(canvas: np.ndarray, kp: Keypoints, names: Sequence[str], width: float) -> None:
-    """Thick line through consecutive present joints (a missing joint breaks the chain)."""
-    idx = [_J[n] for n in names]
-    for a, b in zip(idx, idx[1:]):
-        if kp.present[a] and kp.present[b]:
-            cv2.line(canvas, _pt(kp.coords[a]), _pt(kp.coords[b]), 255,
-                     max(1, int(round(width))), cv2.LINE_8)
-        elif kp.present[a]:
-            cv2.circle(canvas, _pt(kp.coords[a]), max(1, int(round(width / 2))), 255, -1)
-    if kp.present[idx[-1]]:
-        cv2.circle(canvas, _pt(kp.coords[idx[-1]]), max(1, int(round(width / 2))), 255, -1)
-
-
-def _draw_torso(canvas: np.ndarray, kp: Keypoints, s: float) -> None:
-    names = ("right_shoulder", "left_shoulder", "left_hip", "right_hip")
-    pts = [kp.coords[_J[n]] for n in names if kp.present[_J[n]]]
-    if kp.present[_J["neck"]]:
-        pts.append(kp.coords[_J["neck"]])
-    if len(pts) >= 3:
-        hull = cv2.convexHull(np.array([_pt(p) for p in pts], np.int32))
-        cv2.fillConvexPoly(canvas, hull, 255)
-    # Widen sideways: shoulders and hips carry the cloth beyond the joints.
-    for n in names:
-        if kp.present[_J[n]]:
-            cv2.circle(canvas, _pt(kp.coords[_J[n]]), max(1, int(round(0.22 * s))), 255, -1)
-    _draw_chain(canvas, kp, ("neck", "right_hip"), 0.45 * s)
-    _draw_chain(canvas, kp, ("neck", "left_hip"), 0.45 * s)
-
-
-def _draw_head(canvas: np.ndarray, kp: Keypoints, s: float) -> None:
-    face = [_J[n] for n in ("nose", "right_eye", "left_eye", "right_ear", "left_ear")]
-    pts = [kp.coords[i] for i in face if kp.present[i]]
-    neck = kp.coords[_J["neck"]] if kp.present[_J["neck"]] else None
-    if not pts and neck is None:
-        return
-    if pts:
-        centre = np.mean(pts, axis=0)
-    else:  # back view without face joints: the head sits above the neck
-        centre = neck - np.array([0.3 * s, 0.0])
-    radius = 0.3 * s
-    cv2.ellipse(canvas, _pt(centre), (max(1, int(round(radius * 0.85))),
-                                      max(1, int(round(radius * 1.1)))), 0, 0, 360, 255, -1)
-    if neck is not None:
-        cv2.line(canvas, _pt(centre), _pt(neck), 255, max(1, int(round(0.35 * s))))
-
-
-def part_mask(keypoints: Keypoints, parts: str | Sequence[str], dilate: float = 0.08,
-              ) -> np.ndarray:
-    """A binary mask (H, W) in ``keypoints.frame`` covering the named body parts.
-
-    Args:
-        keypoints: The reference person's keypoints.
-        parts: Names from :data:`BODY_PARTS` (a list or a comma-separated string).
-        dilate: Extra margin, as a fraction of the body scale (neck→hip length).
-
-    Returns:
-        uint8 array, 255 inside (= restyle), 0 outside.
-
-    Raises:
-        ValueError: for an unknown part name, or when the joints it needs are all missing.
-    """
-    names = [p.strip() for p in parts.split(",")] if isinstance(parts, str) else list(parts)
-    names = [n for n in names if n]
-    if not names:
-        raise ValueError(f"give at least one body part; choose from {sorted(BODY_PARTS)}")
-    unknown = sorted(set(names) - set(BODY_PARTS))
-    if unknown:
-        raise ValueError(f"unknown body part(s) {unknown}; choose from {sorted(BODY_PARTS)}")
-    if "body" in names:
-        names = [n for n in BODY_PARTS if n != "body"]
-    h, w = keypoints.frame
-    s = _body_scale(keypoints)
-    canvas = np.zeros((h, w), np.uint8)
-    limbs = {
-        "arms": [("right_shoulder", "right_elbow", "right_wrist"),
-                 ("left_shoulder", "left_elbow", "left_wrist")],
-        "legs": [("right_hip", "right_knee", "right_ankle"),
-                 ("left_hip", "left_knee", "left_ankle")],
-    }
-    for name in names:
-        if name == "head":
-            _draw_head(canvas, keypoints, s)
-        elif name == "upper_clothes":
-            _draw_torso(canvas, keypoints, s)
-            for side in ("right", "left"):
-                _draw_chain(canvas, keypoints, (f"{side}_shoulder", f"{side}_elbow"), 0.3 * s)
-        elif name == "arms":
-            for chain in limbs["arms"]:
-                _draw_chain(canvas, keypoints, chain, 0.28 * s)
-        elif name == "hands":
-            for n in ("right_wrist", "left_wrist"):
-                if keypoints.present[_J[n]]:
-                    cv2.circle(canvas, _pt(keypoints.coords[_J[n]]),
-                               max(1, int(round(0.18 * s))), 255, -1)
-        elif name == "legs":
-            for chain in limbs["legs"]:
-                _draw_chain(canvas, keypoints, chain, 0.3 * s)
-        elif name == "lower_clothes":
-            hips = [keypoints.coords[_J[n]] for n in ("right_hip", "left_hip")
-                    if keypoints.present[_J[n]]]
-            if len(hips) == 2:
-                cv2.line(canvas, _pt(hips[0]), _pt(hips[1]), 255, max(1, int(round(0.4 * s))))
-            for chain in limbs["legs"]:
-                _draw_chain(canvas, keypoints, chain, 0.4 * s)
-        elif name == "shoes":
-            for ankle, knee in (("right_ankle", "right_knee"), ("left_ankle", "left_knee")):
-                a, k = _J[ankle], _J[knee]
-                if not keypoints.present[a]:
-                    continue
-                foot = keypoints.coords[a]
-                if keypoints.present[k]:  # the foot continues a little past the ankle
-                    foot = foot + 0.15 * (keypoints.coords[a] - keypoints.coords[k])
-                cv2.circle(canvas, _pt(keypoints.coords[a]), max(1, int(round(0.15 * s))), 255,
-                           -1)
-                cv2.circle(canvas, _pt(foot), max(1, int(round(0.17 * s))), 255, -1)
-    if not canvas.any():
-        raise ValueError(f"the joints needed for {names} are missing from the reference pose; "
-                         "draw a mask instead")
-    r = int(round(dilate * s))
-    if r > 0:
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-        canvas = cv2.dilate(canvas, kernel)
-    return canvas
 
 
 def load_mask(mask: Any) -> np.ndarray:
@@ -202,15 +46,7 @@ def load_mask(mask: Any) -> np.ndarray:
     otherwise brightness > 50 % counts.
     """
     if isinstance(mask, (str, os.PathLike)):
-        p = Path(mask)
-        if not p.is_file():
-            raise FileNotFoundError(f"mask not found: {p}")
-        try:
-            with Image.open(p) as img:
-                img.load()
-                mask = img.copy()
-        except OSError as err:
-            raise ValueError(f"{p} is not a readable image ({err})") from err
+        mask = open_image(mask, mode=None)
     if isinstance(mask, Image.Image):
         if mask.mode in ("RGBA", "LA", "PA") or (mask.mode == "P" and "transparency"
                                                  in mask.info):
@@ -243,29 +79,9 @@ def latent_mask(mask: Any, image_size: Sequence[int], latent_size: Sequence[int]
 
 
 # ----------------------------------------------------------------------------- images
-def _image_tensor(image: Any, size: Sequence[int]) -> Tensor:
-    """Image → (1, 3, H, W) in [-1, 1] at ``size`` (squashed like the sources, facts §5.3)."""
-    if isinstance(image, (str, os.PathLike)):
-        image = open_image(image)
-    if isinstance(image, np.ndarray):
-        image = Image.fromarray(image.astype(np.uint8))
-    if isinstance(image, Image.Image):
-        return pil_to_tensor(image, tuple(size))[None]
-    if isinstance(image, Tensor):
-        x = image[None] if image.ndim == 3 else image
-        if x.ndim != 4 or x.shape[1] != 3:
-            raise ValueError(f"image tensor must be (1, 3, H, W) in [-1, 1], got "
-                             f"{tuple(image.shape)}")
-        if tuple(x.shape[-2:]) != tuple(size):
-            x = F.interpolate(x.float(), size=tuple(size), mode="bicubic", antialias=True,
-                              align_corners=False).clamp(-1, 1)
-        return x.float()
-    raise ValueError(f"unsupported image type {type(image).__name__}")
-
-
 def reference_latents(pipe: Any, reference_image: Any) -> Tensor:
     """z_ref = E(y_ref) (scaled, the posterior mean) at the pipeline's generation size."""
-    x = _image_tensor(reference_image, pipe.image_size)
+    x = prepare_image(reference_image, pipe.image_size, "reference image")
     return pipe.encode_images(x)
 
 
@@ -432,19 +248,12 @@ def _frames(pipe: Any, conditions: Sequence[Any], generator: torch.Generator | N
 
 def image_strip(images: Sequence[Image.Image], pad: int = 2,
                 background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
-    """Images side by side (left to right) on one row, resized to the first one's height."""
+    """Images side by side on one row (no outer margin), at the first image's size."""
     if not images:
         raise ValueError("no images for the strip")
-    h = images[0].height
-    scaled = [im if im.height == h else im.resize((max(1, round(im.width * h / im.height)), h),
-                                                 Image.BICUBIC) for im in images]
-    width = sum(im.width for im in scaled) + pad * (len(scaled) - 1)
-    strip = Image.new("RGB", (width, h), background)
-    x = 0
-    for im in scaled:
-        strip.paste(im.convert("RGB"), (x, 0))
-        x += im.width + pad
-    return strip
+    first = images[0]
+    return make_grid([list(images)], cell=(first.height, first.width), pad=pad, margin=0,
+                     background=background, resample=Image.BICUBIC)
 
 
 __all__ = ["BODY_PARTS", "image_strip", "interpolate", "interpolation_weights", "latent_mask",

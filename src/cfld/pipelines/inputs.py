@@ -13,67 +13,54 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
+from cfld.data.images import INPUT_IMAGE_EXTENSIONS, image_to_signed, open_image
 from cfld.pose import Keypoints, render_pose_map
 from cfld.pose.render import JOINT_COLORS
 
 ImageLike = Union[Image.Image, Tensor, np.ndarray, str, os.PathLike]
 PoseLike = Union[Keypoints, Tensor, np.ndarray, Image.Image, str, os.PathLike, dict]
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+#: Kept under its old name; the list lives in :mod:`cfld.data.images`.
+IMAGE_SUFFIXES = set(INPUT_IMAGE_EXTENSIONS)
 
 
-def open_image(path: str | os.PathLike) -> Image.Image:
-    """Open an image file as RGB with a clear error for missing or unreadable files."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"image not found: {p}")
-    try:
-        with Image.open(p) as img:
-            return img.convert("RGB")
-    except OSError as err:
-        raise ValueError(f"{p} is not a readable image ({err})") from err
+def prepare_image(image: ImageLike | Sequence[ImageLike], size: Sequence[int],
+                  what: str = "image") -> Tensor:
+    """Image(s) → (B, 3, h, w) in [-1, 1] at ``size = (h, w)`` (squashed, as the authors do).
 
-
-def pil_to_tensor(image: Image.Image, size: tuple[int, int]) -> Tensor:
-    """PIL → (3, H, W) in [-1, 1], resized (bicubic, antialiased, aspect not kept: facts §5.3)."""
-    if image.mode != "RGB":
-        image = image.convert("RGB")
-    if image.size != (size[1], size[0]):
-        image = image.resize((size[1], size[0]), Image.BICUBIC)
-    arr = np.asarray(image, dtype=np.float32) / 255.0
-    return torch.from_numpy(arr).permute(2, 0, 1) * 2 - 1  # (H, W, 3) → (3, H, W)
+    Tensors are taken as already in [-1, 1] (resized if needed); PIL images, arrays (H, W, 3
+    uint8) and file paths are loaded and resized with PIL bicubic (fidelity §5.3).
+    """
+    size = (int(size[0]), int(size[1]))
+    if isinstance(image, (list, tuple)):
+        return torch.cat([prepare_image(s, size, what) for s in image])
+    if isinstance(image, (str, os.PathLike)):
+        image = open_image(image)
+    if isinstance(image, np.ndarray):
+        if image.ndim != 3 or image.shape[-1] != 3:
+            raise ValueError(f"{what} array must be (H, W, 3) RGB, got shape {image.shape}")
+        image = Image.fromarray(image.astype(np.uint8))
+    if isinstance(image, Image.Image):
+        return image_to_signed(image, size)[None]
+    if isinstance(image, Tensor):
+        x = image[None] if image.ndim == 3 else image
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"{what} tensor must be (B, 3, H, W) or (3, H, W) in [-1, 1], got "
+                             f"{tuple(image.shape)}")
+        if x.min() < -1.01 or x.max() > 1.01:
+            raise ValueError(f"{what} tensor values must lie in [-1, 1] (map [0, 1] images with "
+                             "x * 2 - 1)")
+        if tuple(x.shape[-2:]) != size:
+            x = F.interpolate(x.float(), size=size, mode="bicubic", antialias=True,
+                              align_corners=False).clamp(-1, 1)
+        return x.float()
+    raise ValueError(f"unsupported {what} type {type(image).__name__}; give a PIL image, "
+                     "a file path, an (H, W, 3) array or a (B, 3, H, W) tensor in [-1, 1]")
 
 
 def prepare_source(source: ImageLike | Sequence[ImageLike], size: int) -> Tensor:
-    """Source image(s) → (B, 3, size, size) in [-1, 1].
-
-    Tensors are taken as already in [-1, 1] (resized if needed); PIL images, arrays (H, W, 3
-    uint8) and file paths are loaded and squashed to a square as in the authors' code.
-    """
-    if isinstance(source, (list, tuple)):
-        return torch.cat([prepare_source(s, size) for s in source])
-    if isinstance(source, (str, os.PathLike)):
-        source = open_image(source)
-    if isinstance(source, np.ndarray):
-        if source.ndim != 3 or source.shape[-1] != 3:
-            raise ValueError(f"source array must be (H, W, 3) RGB, got shape {source.shape}")
-        source = Image.fromarray(source.astype(np.uint8))
-    if isinstance(source, Image.Image):
-        return pil_to_tensor(source, (size, size))[None]
-    if isinstance(source, Tensor):
-        x = source[None] if source.ndim == 3 else source
-        if x.ndim != 4 or x.shape[1] != 3:
-            raise ValueError(f"source tensor must be (B, 3, H, W) or (3, H, W) in [-1, 1], got "
-                             f"{tuple(source.shape)}")
-        if x.min() < -1.01 or x.max() > 1.01:
-            raise ValueError("source tensor values must lie in [-1, 1] (map [0, 1] images with "
-                             "x * 2 - 1)")
-        if tuple(x.shape[-2:]) != (size, size):
-            x = F.interpolate(x.float(), size=(size, size), mode="bicubic", antialias=True,
-                              align_corners=False).clamp(-1, 1)
-        return x.float()
-    raise ValueError(f"unsupported source image type {type(source).__name__}; give a PIL image, "
-                     "a file path, an (H, W, 3) array or a (B, 3, H, W) tensor in [-1, 1]")
+    """Source image(s) → (B, 3, size, size) in [-1, 1] (see :func:`prepare_image`)."""
+    return prepare_image(source, (size, size), "source image")
 
 
 def looks_like_skeleton(image: Image.Image) -> bool:
@@ -112,9 +99,9 @@ def keypoints_from_any(pose: Any, estimator: Any = None) -> Keypoints:
         p = Path(pose)
         if p.suffix.lower() == ".json":
             return Keypoints.from_json(p)
-        if p.suffix.lower() not in IMAGE_SUFFIXES:
+        if p.suffix.lower() not in INPUT_IMAGE_EXTENSIONS:
             raise ValueError(f"target pose file {p} must be a keypoint .json or an image "
-                             f"({', '.join(sorted(IMAGE_SUFFIXES))})")
+                             f"({', '.join(sorted(INPUT_IMAGE_EXTENSIONS))})")
         pose = open_image(p)
     if isinstance(pose, Image.Image):
         if looks_like_skeleton(pose):

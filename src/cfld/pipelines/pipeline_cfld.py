@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from diffusers import DDPMScheduler, DiffusionPipeline
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
@@ -35,33 +34,18 @@ from torch import Tensor
 from cfld.models.cfld import CFLDConditions, CFLDModel
 from cfld.pipelines import speed
 from cfld.pipelines.guidance import GuidanceScales, branch_conditions, get_guidance
+from cfld.pipelines.geometry import (
+    DEEPFASHION_ASPECT,
+    autoencoder_factor,
+    default_output_size,
+    quantize,
+    resize_output,
+)
 from cfld.pipelines.inputs import broadcast_batch, prepare_pose, prepare_source
+from cfld.pipelines.schedulers import OFFICIAL_SCHEDULER_CONFIG, official_scheduler
 
 #: Default of ``__call__(autocast=...)``: use the setting of :meth:`CFLDPipeline.enable_autocast`.
 _PIPELINE_SETTING: Any = "pipeline"
-
-#: The authors' noise schedule (pretrained_models/scheduler, loaded as DDPM; facts §6.2).
-OFFICIAL_SCHEDULER_CONFIG: dict[str, Any] = {
-    "num_train_timesteps": 1000,
-    "beta_start": 0.00085,
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
-    "clip_sample": False,
-    "prediction_type": "epsilon",
-    "timestep_spacing": "leading",
-    "steps_offset": 1,
-    "set_alpha_to_one": False,
-}
-
-#: DeepFashion's aspect (W/H) that the authors' 512² squashed outputs are resized back to.
-DEEPFASHION_ASPECT = 176 / 256
-
-
-def official_scheduler() -> DDPMScheduler:
-    """DDPMScheduler with the authors' configuration (scaled-linear betas, leading, offset 1)."""
-    return DDPMScheduler(**{k: v for k, v in OFFICIAL_SCHEDULER_CONFIG.items()
-                            if k != "set_alpha_to_one"})
-
 
 @dataclass
 class CFLDPipelineOutput:
@@ -75,30 +59,6 @@ class CFLDPipelineOutput:
 
     images: list[Image.Image] | np.ndarray | Tensor
     pose_maps: Tensor | None = None
-
-
-def autoencoder_factor(vae: Any) -> int:
-    """Spatial reduction of an autoencoder (8 for SD's VAE)."""
-    if vae is None:
-        return 8
-    cfg = vae.config
-    if "factor" in cfg:
-        return int(cfg["factor"])
-    return 2 ** (len(cfg["block_out_channels"]) - 1)
-
-
-def resize_output(images: Tensor, size: Sequence[int]) -> Tensor:
-    """Resize generated images in [0, 1] to the evaluation size as the authors do (facts §7.5):
-    torch bicubic with antialias (a squashed square output gets back its aspect)."""
-    if tuple(images.shape[-2:]) == tuple(size):
-        return images
-    return F.interpolate(images, size=tuple(size), mode="bicubic", antialias=True,
-                         align_corners=False).clamp(0, 1)
-
-
-def quantize(images: Tensor) -> Tensor:
-    """×255, clamp, truncate to uint8 (the authors' quantisation, facts §7.5) → uint8 tensor."""
-    return (images * 255).clamp(0, 255).to(torch.uint8)
 
 
 class CFLDPipeline(DiffusionPipeline):
@@ -254,8 +214,7 @@ class CFLDPipeline(DiffusionPipeline):
         """(H, W) of returned images unless ``output_size``/``keep_square`` says otherwise."""
         if self.config.output_size:
             return tuple(self.config.output_size)
-        h = self.image_size[0] // 2
-        return h, int(round(h * DEEPFASHION_ASPECT))
+        return default_output_size(self.image_size)
 
     # ------------------------------------------------------------------ conditions
     @torch.no_grad()
@@ -460,3 +419,8 @@ def _scheduler_from_folder(folder: Path) -> DDPMScheduler:
             config = json.loads(path.read_text())
             return DDPMScheduler.from_config(config)
     return official_scheduler()
+
+
+# The protocol helpers are re-exported here, where they used to live.
+__all__ = ["DEEPFASHION_ASPECT", "OFFICIAL_SCHEDULER_CONFIG", "CFLDPipeline", "CFLDPipelineOutput",
+           "autoencoder_factor", "official_scheduler", "quantize", "resize_output"]

@@ -1,4 +1,6 @@
-"""Scheduler names for the CLI/app, all built on the authors' noise schedule (facts §6.2)."""
+"""The authors' noise schedule (fidelity §6.2) and the scheduler names of the CLI and the app,
+all built on it.  The one home of the schedule: training, sampling and export read it here.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +14,34 @@ from diffusers import (
     EulerDiscreteScheduler,
     UniPCMultistepScheduler,
 )
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+
+#: The authors' noise schedule (pretrained_models/scheduler, loaded as DDPM; fidelity §6.2).
+OFFICIAL_SCHEDULER_CONFIG: dict[str, Any] = {
+    "num_train_timesteps": 1000,
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "clip_sample": False,
+    "prediction_type": "epsilon",
+    "timestep_spacing": "leading",
+    "steps_offset": 1,
+}
+
+PREDICTION_TYPES: tuple[str, ...] = ("epsilon", "sample", "v_prediction")
+
+
+def official_scheduler(prediction_type: str = "epsilon") -> DDPMScheduler:
+    """DDPMScheduler with the authors' configuration (scaled-linear betas 0.00085–0.012, 1000
+    steps, leading spacing, offset 1), predicting ``prediction_type`` (official: ε)."""
+    if prediction_type not in PREDICTION_TYPES:
+        raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}, got "
+                         f"{prediction_type!r}")
+    return DDPMScheduler(**{**OFFICIAL_SCHEDULER_CONFIG, "prediction_type": prediction_type})
+
 
 #: name → (class, extra config).  ``ddpm`` is the paper's sampler (50 steps).
-SCHEDULERS: dict[str, tuple[type, dict[str, Any]]] = {
+SCHEDULERS: dict[str, tuple[type[SchedulerMixin], dict[str, Any]]] = {
     "ddpm": (DDPMScheduler, {}),
     "ddim": (DDIMScheduler, {}),
     "dpm": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++"}),
@@ -34,14 +61,12 @@ def supports(name: str, prediction_type: str) -> bool:
     return prediction_type not in UNSUPPORTED_PREDICTION.get(name, ())
 
 
-def make_scheduler(name: str, base: Any = None) -> Any:
+def make_scheduler(name: str, base: SchedulerMixin | None = None) -> SchedulerMixin:
     """Build scheduler ``name`` from ``base``'s config (default: the authors' DDPM config).
 
     Raises ValueError for an unknown name, or for a scheduler that cannot handle the model's
     prediction type (e.g. Euler ancestral with an x0-prediction model such as the shipped one).
     """
-    from cfld.pipelines.pipeline_cfld import official_scheduler
-
     if name not in SCHEDULERS:
         raise ValueError(f"unknown scheduler {name!r}; choose one of {sorted(SCHEDULERS)}")
     cls, extra = SCHEDULERS[name]
