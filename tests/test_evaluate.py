@@ -13,7 +13,8 @@ from PIL import Image
 
 from cfld.cli import main
 from cfld.metrics import evaluate_folder
-from cfld.metrics.evaluate import generated_name, parse_size, quantise_generated
+from cfld.metrics.evaluate import generated_name, quantise_generated
+from cfld.metrics.evaluate import parse_eval_size as parse_size
 from cfld.metrics.fid import FIDInceptionFeatures
 
 SIZE = (256, 176)

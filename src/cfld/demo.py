@@ -10,42 +10,71 @@ are unseen.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from PIL import Image
 
+from cfld.data.formats import ANNOTATION_TEST, PAIRS_TEST, TEST_DIR, read_annotations, read_pairs
+from cfld.data.images import load_image, load_label_map, to_tensor
+from cfld.data.synthetic import PARTS_DIRS
+from cfld.metrics.scoring import PSNR, SILHOUETTE_IOU, SSIM, PairBatch, PairMetric, score_batches
+from cfld.pose.render import render_skeleton_image
+
+if TYPE_CHECKING:
+    from cfld.pipelines.pipeline_cfld import CFLDPipeline
+
 #: Seed of the held-out people (training uses other seeds; see benchmarks/train_synthetic.py).
 HELD_OUT_SEED = 90210
 
 
-@dataclass
 class PairScores:
-    """Per-method mean scores over the evaluated pairs."""
+    """Mean scores of one method over the evaluated pairs (``scores.ssim``, ``scores["psnr"]``)."""
 
-    ssim: float
-    psnr: float
-    silhouette_iou: float
+    def __init__(self, values: dict[str, float | None]) -> None:
+        self.values = dict(values)
 
-    def as_dict(self) -> dict[str, float]:
-        return {"ssim": self.ssim, "psnr": self.psnr, "silhouette_iou": self.silhouette_iou}
+    def __getattr__(self, name: str) -> float | None:
+        try:
+            return self.__dict__["values"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __getitem__(self, name: str) -> float | None:
+        return self.values[name]
+
+    def as_dict(self) -> dict[str, float | None]:
+        return dict(self.values)
 
 
 @dataclass
 class HeldOutResult:
-    """Scores of the model and of the copy-the-source baseline, plus grid rows."""
+    """Scores of the model and of the controls (copy-the-source, ...), plus grid rows."""
 
-    model: PairScores
-    copy_source: PairScores
+    methods: dict[str, PairScores]
     num_pairs: int
     rows: list[list[Image.Image]] = field(default_factory=list)
 
+    @property
+    def model(self) -> PairScores:
+        return self.methods["model"]
+
+    @property
+    def copy_source(self) -> PairScores:
+        return self.methods["copy_source"]
+
     def as_dict(self) -> dict[str, Any]:
-        return {"model": self.model.as_dict(), "copy_source": self.copy_source.as_dict(),
-                "num_pairs": self.num_pairs}
+        out: dict[str, Any] = {name: scores.as_dict() for name, scores in self.methods.items()}
+        out["num_pairs"] = self.num_pairs
+        return out
+
+
+#: What :func:`score_pairs` reports for every method (append to score more).
+HELD_OUT_METRICS: list[PairMetric] = [SSIM, PSNR, SILHOUETTE_IOU]
 
 
 def make_held_out_root(out_dir: str | Path, num_people: int, size: tuple[int, int] = (128, 88),
@@ -57,21 +86,14 @@ def make_held_out_root(out_dir: str | Path, num_people: int, size: tuple[int, in
     return Path(out_dir)
 
 
-def _to_tensor(img: Image.Image) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)
-
-
-def _load_parts(path: Path, size: tuple[int, int]) -> torch.Tensor:
-    with Image.open(path) as im:
-        return torch.from_numpy(np.asarray(im.resize((size[1], size[0]), Image.NEAREST),
-                                           dtype=np.int64))
+# Old private names, still imported by benchmarks.
+_to_tensor = to_tensor
+_load_parts = load_label_map
 
 
 def evaluation_pairs(root: str | Path, num_pairs: int) -> list[tuple[str, str]]:
     """The first-``num_pairs`` selection of :func:`score_pairs`: evenly spaced over the test csv,
     so that every person contributes (pairs are grouped by person)."""
-    from cfld.data import PAIRS_TEST, read_pairs
-
     all_pairs = read_pairs(Path(root) / PAIRS_TEST)
     if len(all_pairs) < num_pairs:
         raise ValueError(f"{root} has only {len(all_pairs)} test pairs, {num_pairs} requested")
@@ -79,55 +101,73 @@ def evaluation_pairs(root: str | Path, num_pairs: int) -> list[tuple[str, str]]:
     return [all_pairs[i] for i in idx]
 
 
-def score_pairs(pipe: Any, root: str | Path, num_pairs: int, num_inference_steps: int = 20,
-                seed: int = 0, batch_size: int = 8, grid_rows: int = 0,
-                progress: bool = False, **pipe_kwargs: Any) -> HeldOutResult:
+def held_out_batches(pipe: CFLDPipeline, root: str | Path, pairs: Sequence[tuple[str, str]],
+                     num_inference_steps: int = 20, seed: int = 0, batch_size: int = 8,
+                     **pipe_kwargs: Any) -> Iterator[PairBatch]:
+    """Generate ``pairs`` of a procedural root batch by batch, as :class:`PairBatch` values with
+    the methods ``model`` and ``copy_source`` (the source image as the answer).
+
+    Each batch's generator is seeded with ``seed + start`` (the batch's first pair index), so
+    results do not depend on what else is generated.  ``extras`` carries the PIL images
+    (``sources``, ``generated``) and the target keypoints for grids.
+    """
+    root = Path(root)
+    annotations = read_annotations(root / ANNOTATION_TEST)
+    size = tuple(pipe.default_output_size)
+    parts_dir = root / PARTS_DIRS["test"]
+    for start in range(0, len(pairs), batch_size):
+        chunk = list(pairs[start:start + batch_size])
+        sources = [load_image(root / TEST_DIR / s) for s, _ in chunk]
+        g = torch.Generator().manual_seed(seed + start)
+        poses = [annotations[t] for _, t in chunk]
+        out = pipe(sources, poses, generator=g, num_inference_steps=num_inference_steps,
+                   output_type="pil", **pipe_kwargs)
+        generated = torch.stack([to_tensor(im) for im in out.images])
+        gt = torch.stack([to_tensor(load_image(root / TEST_DIR / t, size)) for _, t in chunk])
+        copy = torch.stack([to_tensor(load_image(root / TEST_DIR / s, size)) for s, _ in chunk])
+        parts = torch.stack([load_label_map(parts_dir / (Path(t).stem + ".png"), size)
+                             for _, t in chunk])
+        yield PairBatch(gt=gt, predictions={"model": generated, "copy_source": copy},
+                        parts=parts, pairs=chunk,
+                        extras={"sources": sources, "generated": out.images, "poses": poses})
+
+
+def score_pairs(pipe: CFLDPipeline, root: str | Path, num_pairs: int,
+                num_inference_steps: int = 20, seed: int = 0, batch_size: int = 8,
+                grid_rows: int = 0, progress: bool = False,
+                metrics: Sequence[PairMetric] | None = None,
+                **pipe_kwargs: Any) -> HeldOutResult:
     """Generate the first ``num_pairs`` test pairs of ``root`` and score model and baseline.
 
     Images are compared at the pipeline's default output size (the evaluation size), ground
-    truth resized from the originals with bicubic (facts §5.3), generated images resized and
-    quantised as the authors do (facts §7.5).
+    truth resized from the originals with bicubic (fidelity §5.3), generated images resized and
+    quantised as the authors do (fidelity §7.5), through the project's one evaluation loop
+    (:func:`cfld.metrics.scoring.score_batches`) with ``metrics`` (default
+    :data:`HELD_OUT_METRICS`).
     """
-    from cfld.data import ANNOTATION_TEST, TEST_DIR, load_image, read_annotations
-    from cfld.metrics import psnr, silhouette_iou, ssim
-    from cfld.pose import render_skeleton_image
-
     root = Path(root)
     pairs = evaluation_pairs(root, num_pairs)
-    annotations = read_annotations(root / ANNOTATION_TEST)
     size = tuple(pipe.default_output_size)
-    parts_dir = root / "test_parts"
-    sums = {k: {"ssim": 0.0, "psnr": 0.0, "silhouette_iou": 0.0} for k in ("model", "copy")}
     rows: list[list[Image.Image]] = []
-    iterator = range(0, len(pairs), batch_size)
+
+    def collect_rows(batch: PairBatch) -> None:
+        for i in range(len(batch)):
+            if len(rows) < grid_rows:
+                _, t = batch.pairs[i]
+                rows.append([batch.extras["sources"][i].resize((size[1], size[0]), Image.BICUBIC),
+                             render_skeleton_image(batch.extras["poses"][i], size),
+                             batch.extras["generated"][i], load_image(root / TEST_DIR / t, size)])
+
+    batches: Iterable[PairBatch] = held_out_batches(pipe, root, pairs, num_inference_steps, seed,
+                                                    batch_size, **pipe_kwargs)
     if progress:
         from tqdm import tqdm
 
-        iterator = tqdm(iterator, desc="held-out pairs", unit="batch")
-    for start in iterator:
-        chunk = pairs[start:start + batch_size]
-        sources = [load_image(root / TEST_DIR / s) for s, _ in chunk]
-        g = torch.Generator().manual_seed(seed + start)
-        out = pipe(sources, [annotations[t] for _, t in chunk], generator=g,
-                   num_inference_steps=num_inference_steps, output_type="pil", **pipe_kwargs)
-        generated = torch.stack([_to_tensor(im) for im in out.images])
-        gt = torch.stack([_to_tensor(load_image(root / TEST_DIR / t, size)) for _, t in chunk])
-        copy = torch.stack([_to_tensor(load_image(root / TEST_DIR / s, size)) for s, _ in chunk])
-        parts = torch.stack([_load_parts(parts_dir / (Path(t).stem + ".png"), size)
-                             for _, t in chunk])
-        for key, pred in (("model", generated), ("copy", copy)):
-            sums[key]["ssim"] += ssim(pred, gt).sum().item()
-            sums[key]["psnr"] += psnr(pred, gt).sum().item()
-            sums[key]["silhouette_iou"] += silhouette_iou(pred, parts).sum().item()
-        for i, (s, t) in enumerate(chunk):
-            if len(rows) < grid_rows:
-                rows.append([sources[i].resize((size[1], size[0]), Image.BICUBIC),
-                             render_skeleton_image(annotations[t], size), out.images[i],
-                             load_image(root / TEST_DIR / t, size)])
-    n = len(pairs)
-    model = PairScores(**{k: v / n for k, v in sums["model"].items()})
-    copy = PairScores(**{k: v / n for k, v in sums["copy"].items()})
-    return HeldOutResult(model, copy, n, rows)
+        batches = tqdm(batches, desc="held-out pairs", unit="batch",
+                       total=-(-len(pairs) // batch_size))
+    scores = score_batches(batches, metrics or HELD_OUT_METRICS, hooks=[collect_rows])
+    methods = {name: PairScores(scores.as_dict(name)) for name in scores.methods()}
+    return HeldOutResult(methods, scores.num_pairs, rows)
 
 
 def run_demo(out_dir: str | Path = "demo", num_pairs: int = 6, num_inference_steps: int | None = None,

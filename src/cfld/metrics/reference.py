@@ -1,0 +1,97 @@
+"""The FID reference of the authors' protocol: every training image at the evaluation size
+(fidelity §8), its statistics cached in a file and recomputed only when the images change."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from cfld.data.formats import TRAIN_DIR
+from cfld.data.images import list_images, load_image, to_tensor
+from cfld.metrics.fid import FIDStatistics, stats_key
+
+_CACHE_VERSION = "cfld-fid-ref-v1"
+
+
+def default_cache_dir(root: Path) -> Path:
+    """``ROOT/.cfld-cache``, or ``~/.cache/cfld/fid-stats`` when the root is read-only."""
+    if os.access(root, os.W_OK):
+        return root / ".cfld-cache"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "cfld" / "fid-stats"
+
+
+def reference_stats(
+    root: Path,
+    size: tuple[int, int],
+    extractors: dict[str, torch.nn.Module],
+    cache_dir: Path,
+    batch_size: int,
+    progress: bool,
+    log: Callable[[str], None],
+) -> tuple[dict[str, FIDStatistics], int, bool]:
+    """FID statistics of every training image at ``size``, per extractor (fidelity §8).
+
+    Returns:
+        ``(statistics per extractor key, number of images, all read from the cache?)``.
+    """
+    train_dir = root / TRAIN_DIR
+    if not train_dir.is_dir():
+        raise FileNotFoundError(
+            f"{train_dir} not found: the FID reference is every training image (fidelity §8); "
+            f"use --fid-reference test-gt to compare with the test ground truth instead"
+        )
+    files = list_images(train_dir)
+    if len(files) < 2:
+        raise ValueError(f"{train_dir}: FID needs at least 2 training images, found {len(files)}")
+    listing = [f"{p.name}|{p.stat().st_size}|{p.stat().st_mtime_ns}" for p in files]
+    out: dict[str, FIDStatistics] = {}
+    todo: dict[str, tuple[Path, str]] = {}
+    h, w = size
+    for key, ext in extractors.items():
+        digest = stats_key([_CACHE_VERSION, ext.identity, f"{h}x{w}", *listing])
+        path = cache_dir / f"fid-ref_{key}_{ext.name}_{h}x{w}.npz"
+        cached = _read_cached(path, digest)
+        if cached is not None:
+            out[key] = cached
+            log(f"{key}: reference statistics of {cached.n} training images read from {path}")
+        else:
+            todo[key] = (path, digest)
+    if todo:
+        fresh = {k: FIDStatistics(extractors[k].dim) for k in todo}
+        bar = tqdm(total=len(files), desc="FID reference (train)", unit="img",
+                   disable=not progress, leave=False)
+        for i in range(0, len(files), batch_size):
+            batch = torch.stack([to_tensor(load_image(p, size)) for p in files[i:i + batch_size]])
+            for k in todo:
+                fresh[k].update(extractors[k](batch))
+            bar.update(len(batch))
+        bar.close()
+        for k, (path, digest) in todo.items():
+            meta = {"key": digest, "extractor": extractors[k].identity, "size": [h, w],
+                    "images": len(files)}
+            try:
+                fresh[k].save(path, meta)
+                log(f"{k}: reference statistics of {len(files)} training images cached in {path}")
+            except OSError as err:
+                log(f"{k}: could not cache reference statistics in {path} ({err})")
+            out[k] = fresh[k]
+    return out, len(files), not todo
+
+
+def _read_cached(path: Path, digest: str) -> FIDStatistics | None:
+    """The statistics cached at ``path`` if they were made from the same images, else None."""
+    if not path.is_file():
+        return None
+    try:
+        stats, meta = FIDStatistics.load(path)
+    except (OSError, ValueError, KeyError):
+        return None  # unreadable: recompute and overwrite
+    return stats if meta.get("key") == digest else None
+
+
+__all__ = ["default_cache_dir", "reference_stats"]
