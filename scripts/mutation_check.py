@@ -104,6 +104,21 @@ MUTATIONS: list[Mutation] = [
              "y = self.attn(y, self.attn_mask if y.dtype == torch.float32 else None)",
              ("tests/test_source_encoder.py::test_bfloat16_forward_close_to_float32",),
              "Swin drops the shifted-window mask in bf16 (1.7 % error; the old 10 % gate passed)"),
+    # ---------------------------------------------------------------- metrics, presets
+    Mutation("iou_is_recall", "metrics/parts.py",
+             "union = (fg | gt).flatten(1).sum(1).double()",
+             "union = gt.flatten(1).sum(1).double()",
+             ("tests/test_metrics_parts.py::test_toy_silhouette_and_colours",),
+             "silhouette IoU divides by the ground-truth area (recall; the old 0.3-0.9 gate passed)"),
+    Mutation("foreground_threshold_doubled", "metrics/parts.py",
+             "return diff > threshold", "return diff > 2 * threshold",
+             ("tests/test_metrics_parts.py::test_toy_silhouette_and_colours",),
+             "foreground threshold twice the documented 20/255"),
+    Mutation("synthetic_preset_decoder_depth", "presets.py",
+             '"decoder_config": {"num_queries": 8, "dim": 64, "depth": 2, "num_heads": 4}',
+             '"decoder_config": {"num_queries": 8, "dim": 64, "depth": 3, "num_heads": 4}',
+             ("tests/test_model_tiny.py::test_every_preset_builds_on_meta_with_its_parameter_table[synthetic]",),
+             "the synthetic preset's decoder gets a third layer (the old test only asked > 0)"),
     # ---------------------------------------------------------------- speed options (test_speed)
     Mutation("defaults_bf16", "pipelines/pipeline_cfld.py",
              "amp = speed.resolve_autocast(self._autocast if autocast is _PIPELINE_SETTING\n"

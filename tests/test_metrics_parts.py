@@ -27,8 +27,16 @@ def test_toy_silhouette_and_colours():
     torch.testing.assert_close(estimate_background(img), torch.full((1, 3), 0.85))
     assert silhouette_iou(img, parts).item() == 1.0
     assert part_colour_error(img, img, parts).item() == 0.0
+    # Shifted right by 6 px: rectangle 3 (20x20) keeps 20x14 = 280 px, rectangle 6 (30x16)
+    # keeps 30x10 = 300 px; each silhouette has 880 px, so IoU = 580 / (880 + 880 - 580).
     shifted = torch.roll(img, shifts=6, dims=3)
-    assert 0.3 < silhouette_iou(shifted, parts).item() < 0.9
+    assert silhouette_iou(shifted, parts).item() == pytest.approx(580 / 1180, abs=1e-12)
+    # The threshold (20/255 per channel): a 4x4 patch 25/255 off the background is person,
+    # 15/255 off is not.
+    for delta, extra in ((25 / 255, 16), (15 / 255, 0)):
+        faint = img.clone()
+        faint[:, :, 2:6, 2:6] += delta
+        assert silhouette_iou(faint, parts).item() == pytest.approx(880 / (880 + extra), abs=1e-12)
     recoloured = img.clone()
     recoloured[:, :, 10:30, 14:34] = torch.tensor([0.1, 0.8, 0.1]).view(1, 3, 1, 1)
     err, per = part_colour_error(recoloured, img, parts, per_part=True)
