@@ -213,7 +213,7 @@ def test_init_from_fine_tunes_a_finished_model(data_root, tmp_path):
 
 
 def test_nan_loss_stops_with_clear_error(data_root, tmp_path, monkeypatch):
-    import cfld.training.trainer as trainer
+    import cfld.training.loop as trainer
 
     real = trainer.training_step_loss
 

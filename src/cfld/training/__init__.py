@@ -1,4 +1,9 @@
-"""cfld.training: the objective, the LR schedule, checkpoints and the training loop."""
+"""cfld.training: the objective, the LR schedule, checkpoints and the training loop.
+
+``config`` (TrainConfig), ``build`` (model, autoencoder, optimiser), ``batches`` (data order),
+``objective`` (the loss), ``lr_schedule``, ``state`` (checkpoints), ``samples`` (sample grids),
+``loop`` (:func:`train`).
+"""
 
 from cfld.training.config import TrainConfig
 from cfld.training.lr_schedule import WarmupStepDecay, build_lr_scheduler, decay_boundaries, lr_at
@@ -9,15 +14,9 @@ from cfld.training.objective import (
     uniform_timesteps,
 )
 from cfld.training.state import list_checkpoints, load_checkpoint, resolve_resume
-from cfld.training.trainer import (
-    NOISE_SCHEDULER_CONFIG,
-    EpochBatchSampler,
-    TrainingDivergedError,
-    build_noise_scheduler,
-    export_model,
-    sample_images,
-    train,
-)
+from cfld.training.batches import EpochBatchSampler
+from cfld.training.build import NOISE_SCHEDULER_CONFIG, build_noise_scheduler
+from cfld.training.loop import TrainingDivergedError, export_model, train
 
 __all__ = [
     "NOISE_SCHEDULER_CONFIG",
@@ -34,7 +33,6 @@ __all__ = [
     "load_checkpoint",
     "lr_at",
     "resolve_resume",
-    "sample_images",
     "train",
     "training_conditions",
     "training_step_loss",
