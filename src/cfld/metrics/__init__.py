@@ -28,6 +28,10 @@ _LAZY: dict[str, str] = {
     "silhouette_iou": "cfld.metrics.parts",
     "part_colour_error": "cfld.metrics.parts",
     "foreground_mask": "cfld.metrics.parts",
+    "erode_labels": "cfld.metrics.parts",
+    "DEFAULT_ERODE": "cfld.metrics.parts",
+    "swapped_sources": "cfld.metrics.appearance",
+    "person_key": "cfld.metrics.appearance",
     "evaluate_folder": "cfld.metrics.evaluate",
     "format_table": "cfld.metrics.evaluate",
 }
