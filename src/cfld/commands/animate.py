@@ -8,20 +8,20 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cfld.commands._common import add_sampling_arguments, load_sampling, require_files, step_progress
+
 
 def run(args: argparse.Namespace) -> int:
     """Generate every frame with the same initial noise and write PNGs + a GIF."""
     from cfld.animation import animate, load_pose_sequence, save_frames, save_gif, save_video
-    from cfld.commands.edit import _common, _progress
 
-    if not Path(args.source).is_file():
-        raise FileNotFoundError(f"--source file not found: {args.source}")
+    require_files(source=args.source)
     if args.fps <= 0:
         raise ValueError("--fps must be positive")
     poses = load_pose_sequence(args.poses)
-    pipe, kwargs, generator = _common(args)
+    pipe, kwargs, generator = load_sampling(args)
     frames = animate(pipe, args.source, poses, generator=generator,
-                     on_step=_progress(f"animate {len(poses)} frames"), **kwargs)
+                     on_step=step_progress(f"animate {len(poses)} frames"), **kwargs)
     out = Path(args.out)
     paths = save_frames(frames, out)
     gif = save_gif(frames, args.gif or out / "animation.gif", fps=args.fps)
@@ -34,8 +34,6 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `cfld animate`."""
-    from cfld.commands.edit import _sampling_arguments
-
     p = subparsers.add_parser(
         "animate", help="animate a person through a sequence of poses (PNGs + GIF)",
         description="Generate the --source person in every pose of --poses with the same "
@@ -50,5 +48,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fps", type=float, default=8.0, help="frames per second (default 8)")
     p.add_argument("--mp4", default=None,
                    help="also write an MP4 here (OpenCV, mp4v codec)")
-    _sampling_arguments(p)
+    add_sampling_arguments(p)
     p.set_defaults(func=run)

@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `cfld app`."""
-    from cfld.commands.generate import add_model_arguments
+    from cfld.commands._common import add_model_arguments
     from cfld.pipelines.guidance import GUIDANCE_TYPES
 
     p = subparsers.add_parser("app", help="web app: pose transfer, style transfer, "

@@ -12,43 +12,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-
-def _sampling_arguments(p: argparse.ArgumentParser) -> None:
-    from cfld.commands.generate import add_sampling_arguments
-
-    add_sampling_arguments(p)
-
-
-def _common(args: argparse.Namespace) -> tuple[Any, dict[str, Any], Any]:
-    """Load the pipeline; the keyword arguments every edit passes; a seeded generator."""
-    import torch
-
-    from cfld.commands.generate import default_steps
-    from cfld.shipped import load_pipeline
-
-    steps = default_steps(args)
-    pipe = load_pipeline(args.model, args.vae, args.scheduler, args.device)
-    pipe.set_progress_bar_config(disable=True)
-    kwargs = dict(num_inference_steps=steps, guidance_type=args.guidance_type,
-                  scale_pose=args.scale_pose, scale_app=args.scale_app)
-    generator = torch.Generator(device=pipe._execution_device).manual_seed(args.seed)
-    return pipe, kwargs, generator
-
-
-def _progress(total_label: str) -> Any:
-    from tqdm import tqdm
-
-    bar: dict[str, Any] = {}
-
-    def on_step(done: int, total: int) -> None:
-        if "bar" not in bar:
-            bar["bar"] = tqdm(total=total, desc=total_label, unit="step")
-        b = bar["bar"]
-        b.update(done - b.n)
-        if done >= total:
-            b.close()
-
-    return on_step
+from cfld.commands._common import (
+    add_sampling_arguments,
+    load_sampling,
+    require_files,
+    step_progress,
+)
 
 
 def run_style(args: argparse.Namespace) -> int:
@@ -59,14 +28,11 @@ def run_style(args: argparse.Namespace) -> int:
     if (args.mask is None) == (args.parts is None):
         raise ValueError("give either --mask PNG (white = restyle) or --parts "
                          f"({', '.join(BODY_PARTS)})")
-    for what, path in (("reference", args.reference), ("source", args.source),
-                       ("mask", args.mask), ("pose", args.pose)):
-        if path is not None and not Path(path).is_file():
-            raise FileNotFoundError(f"--{what} file not found: {path}")
+    require_files(reference=args.reference, source=args.source, mask=args.mask, pose=args.pose)
     mask: Any = Path(args.mask) if args.mask is not None else args.parts.split(",")
-    pipe, kwargs, generator = _common(args)
+    pipe, kwargs, generator = load_sampling(args)
     images = style_transfer(pipe, args.reference, mask, args.source, generator=generator,
-                            reference_pose=args.pose, on_step=_progress("style transfer"),
+                            reference_pose=args.pose, on_step=step_progress("style transfer"),
                             **kwargs)
     out = save_image_atomic(images[0], args.out)
     print(f"wrote {out}")
@@ -81,13 +47,10 @@ def run_interpolate(args: argparse.Namespace) -> int:
 
     if args.frames < 2:
         raise ValueError("--frames must be at least 2 (the two endpoints)")
-    for what, path in (("source-a", args.source_a), ("source-b", args.source_b),
-                       ("pose", args.pose)):
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"--{what} file not found: {path}")
-    pipe, kwargs, generator = _common(args)
+    require_files(source_a=args.source_a, source_b=args.source_b, pose=args.pose)
+    pipe, kwargs, generator = load_sampling(args)
     frames = interpolate(pipe, args.source_a, args.source_b, args.pose, n_frames=args.frames,
-                         generator=generator, on_step=_progress("interpolate"), **kwargs)
+                         generator=generator, on_step=step_progress("interpolate"), **kwargs)
     out = Path(args.out)
     paths = save_frames(frames, out)
     strip = save_image_atomic(image_strip(frames), out / "strip.png")
@@ -118,7 +81,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--pose", default=None, metavar="KP_JSON",
                    help="the reference's keypoints (default: estimated from the reference)")
     s.add_argument("--out", required=True, help="output image (.png)")
-    _sampling_arguments(s)
+    add_sampling_arguments(s)
     s.set_defaults(func=run_style)
 
     i = sub.add_parser("interpolate", help="interpolate appearance between two sources",
@@ -132,5 +95,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     i.add_argument("--frames", type=int, default=5, help="number of frames (default 5)")
     i.add_argument("--out", required=True, metavar="DIR",
                    help="folder for frame_0000.png, ... and strip.png")
-    _sampling_arguments(i)
+    add_sampling_arguments(i)
     i.set_defaults(func=run_interpolate)

@@ -1,141 +1,160 @@
 """`cfld train`: train CFLD on a DeepFashion-layout root (real or procedural).
 
-Parses the flags into a :class:`cfld.training.TrainConfig` and calls
-:func:`cfld.training.train`.  Multi-GPU: ``accelerate launch -m cfld.cli train ...``.
+    cfld train --data ROOT --out RUN [--FIELD VALUE ...]
+    cfld train --config RUN/config.json [--set key=value ...] [--dry-run]
+
+Every field of :class:`cfld.training.TrainConfig` is a flag (``--batch-size``, ``--snr-gamma``,
+...; booleans as ``--x/--no-x``), made from the dataclass itself, with its help from the field's
+documentation.  ``--config FILE`` starts from a saved configuration (a run's ``config.json``),
+flags and ``--set key=value`` (JSON values) override it, ``--dry-run`` prints the resolved
+configuration and exits.  The command then calls :func:`cfld.training.train`.  Multi-GPU:
+``accelerate launch -m cfld.cli train ...``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-from typing import TYPE_CHECKING
+import re
+import types
+import typing
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from cfld.training.config import TrainConfig
 
+#: Fields whose flag is not ``--field-name`` (kept from earlier versions of the command).
+FLAG_NAMES = {"data_root": "--data", "output_dir": "--out"}
+#: Fields only reachable through ``--set`` (structured values).
+SET_ONLY = ("model_overrides",)
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+
+def field_help() -> dict[str, str]:
+    """Field name → its one-line documentation, from the ``Attributes:`` section of
+    :class:`TrainConfig`'s docstring (grouped entries ``a, b: text`` give both the text)."""
+    from cfld.training.config import TrainConfig
+
+    doc = (TrainConfig.__doc__ or "").split("Attributes:", 1)[-1]
+    out: dict[str, str] = {}
+    names: list[str] = []
+    for line in doc.splitlines():
+        m = re.match(r"^ {8}([a-z_][a-z0-9_, ]*):\s*(.*)$", line)
+        if m:
+            names = [n.strip() for n in m.group(1).split(",")]
+            for n in names:
+                out[n] = m.group(2).strip()
+        elif line.startswith(" " * 12) and names:
+            for n in names:
+                out[n] += " " + line.strip()
+    return out
+
+
+def _flag_kwargs(name: str, hint: Any, default: Any) -> dict[str, Any]:
+    """argparse options for one field from its type annotation."""
+    base = hint
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):  # X | None → X
+        base = next(a for a in typing.get_args(hint) if a is not type(None))
+    if base is bool:
+        return {"action": argparse.BooleanOptionalAction}
+    if typing.get_origin(base) is tuple:
+        inner = typing.get_args(base)
+        count: int | str = "*" if (len(inner) == 2 and inner[1] is Ellipsis) else len(inner)
+        return {"type": float, "nargs": count, "metavar": "X"}
+    from cfld.pipelines.schedulers import PREDICTION_TYPES
+    from cfld.training.config import MIXED_PRECISION_MODES, TRAINABLE_CHOICES
+    from cfld.training.objective import DROPOUT_MODES
+
+    choices = {"mixed_precision": MIXED_PRECISION_MODES, "trainable": TRAINABLE_CHOICES,
+               "dropout": DROPOUT_MODES, "prediction_type": PREDICTION_TYPES}.get(name)
+    kwargs: dict[str, Any] = {"type": base if base in (int, float) else str}
+    if choices:
+        kwargs["choices"] = choices
+    return kwargs
+
+
+def add_config_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per :class:`TrainConfig` field; unset flags leave the field alone."""
+    from cfld.training.config import TrainConfig
+
+    hints = typing.get_type_hints(TrainConfig)
+    docs = field_help()
+    defaults = TrainConfig()
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in SET_ONLY:
+            continue
+        default = getattr(defaults, f.name)
+        shown = list(default) if isinstance(default, tuple) else default
+        text = re.sub(r":\w+:`~?([^`]+)`", r"\1", docs.get(f.name, "")).replace("``", "")
+        help_text = text.replace("%", "%%") + f" (default: {shown})"
+        flag = FLAG_NAMES.get(f.name, "--" + f.name.replace("_", "-"))
+        kwargs = _flag_kwargs(f.name, hints[f.name], default)
+        if "action" not in kwargs and "choices" not in kwargs:
+            kwargs.setdefault("metavar", flag[2:].replace("-", "_").upper())
+        p.add_argument(flag, dest=f.name, default=argparse.SUPPRESS, help=help_text, **kwargs)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``train`` parser."""
-    from cfld.training.config import MIXED_PRECISION_MODES, TRAINABLE_CHOICES, TrainConfig
-    from cfld.training.objective import DROPOUT_MODES
-
-    d = TrainConfig()
     p = subparsers.add_parser(
         "train", help="train a CFLD model",
         description="Train CFLD (official recipe: Adam 1e-4, warm-up 1000 steps from 0.1x, "
-                    "x0.1 at epoch 50, 100 epochs, cubic timesteps, 20%% prompt dropout). "
+                    "x0.1 at epoch 50, 100 epochs, cubic timesteps, 20% prompt dropout). "
                     "Writes config.json, checkpoints/, samples/, tensorboard/ and the final "
                     "model/ folder into --out.")
-    p.add_argument("--preset", default=d.preset,
-                   help=f"model preset (default {d.preset}; fashion_256/fashion_512 need "
-                        "--pretrained-sd)")
-    p.add_argument("--data", required=True, help="data root (DeepFashion layout, or "
-                                                  "`cfld data synth` output)")
-    p.add_argument("--out", required=True, help="run folder")
-    p.add_argument("--max-steps", type=_positive_int, default=None,
-                   help="total optimiser steps (overrides --epochs)")
-    p.add_argument("--epochs", type=_positive_int, default=d.epochs,
-                   help=f"epochs (default {d.epochs})")
-    p.add_argument("--batch-size", type=_positive_int, default=d.batch_size,
-                   help=f"pairs per step and process (default {d.batch_size})")
-    p.add_argument("--lr", type=float, default=d.lr, help=f"base learning rate (default {d.lr})")
-    p.add_argument("--warmup-steps", type=int, default=d.warmup_steps,
-                   help=f"linear warm-up steps from 0.1x (default {d.warmup_steps})")
-    p.add_argument("--decay-epochs", type=float, nargs="*", default=list(d.decay_epochs),
-                   help="epochs (fractions allowed) at which the LR is multiplied by 0.1 "
-                        "(default 50)")
-    p.add_argument("--mixed-precision", choices=MIXED_PRECISION_MODES, default=d.mixed_precision,
-                   help="no (default), fp16 (CUDA) or bf16")
-    p.add_argument("--gradient-checkpointing", action="store_true",
-                   help="checkpoint the UNet blocks (less memory, slower)")
-    p.add_argument("--trainable", choices=TRAINABLE_CHOICES, default=None,
-                   help="official: all but the UNet + its up-block W_k/W_v; all: everything "
-                        "(default: the preset's)")
-    p.add_argument("--dropout", choices=DROPOUT_MODES, default=d.dropout,
-                   help="classifier-free dropout: official (prompt only) or paper (prompt, "
-                        "appearance and pose)")
-    p.add_argument("--drop-prob", type=float, default=d.drop_prob,
-                   help=f"dropout probability (default {d.drop_prob})")
-    p.add_argument("--prediction-type", default="epsilon",
-                   choices=("epsilon", "sample", "v_prediction"),
-                   help="network target: epsilon (official), sample (x0) or v_prediction — the "
-                        "latter two for models trained from scratch")
-    p.add_argument("--snr-gamma", type=float, default=None, metavar="GAMMA",
-                   help="Min-SNR-γ loss weighting, e.g. 5 (default: the official equal weights)")
-    p.add_argument("--low-noise-fraction", type=float, default=d.low_noise_fraction,
-                   metavar="F",
-                   help="share of samples whose timestep is drawn uniformly from [0, "
-                        "--low-noise-max-t) instead, e.g. 0.8 to fine-tune the low-noise steps "
-                        "that draw edges (default 0: off, official)")
-    p.add_argument("--low-noise-max-t", type=int, default=d.low_noise_max_t, metavar="T",
-                   help=f"upper end of that range (default {d.low_noise_max_t})")
-    p.add_argument("--uniform-timesteps", action="store_true",
-                   help="uniform instead of the official cubic timestep sampling")
-    p.add_argument("--init-from", default=None, metavar="MODEL_DIR",
-                   help="fine-tune: start from the weights of a finished run's model folder "
-                        "(RUN/model) with a fresh optimiser and LR schedule")
-    p.add_argument("--resume", default=None,
-                   help="checkpoint folder, run folder, or 'latest' (newest in --out; starts "
-                        "fresh when there is none)")
-    p.add_argument("--log-every", type=_positive_int, default=d.log_every,
-                   help=f"steps between logged scalars (default {d.log_every})")
-    p.add_argument("--sample-every", type=int, default=d.sample_every,
-                   help=f"steps between sample grids (default {d.sample_every}; 0: only at the "
-                        "end; -1: never)")
-    p.add_argument("--sample-steps", type=_positive_int, default=d.sample_steps,
-                   help=f"denoising steps of sample grids (default {d.sample_steps})")
-    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every,
-                   help=f"steps between checkpoints (default {d.checkpoint_every}; 0: only at "
-                        "the end; -1: never)")
-    p.add_argument("--keep-checkpoints", type=_positive_int, default=d.keep_checkpoints,
-                   help=f"checkpoints kept (default {d.keep_checkpoints})")
-    p.add_argument("--pretrained-sd", default=None,
-                   help="Stable Diffusion 1.5 folder or hub id (UNet init + VAE)")
-    p.add_argument("--pretrained-swin", default=None,
-                   help="Swin-B ImageNet checkpoint (.pth/.safetensors) for the source encoder")
-    p.add_argument("--seed", type=int, default=d.seed, help=f"seed (default {d.seed})")
-    p.add_argument("--num-workers", type=int, default=d.num_workers,
-                   help=f"data loader workers (default {d.num_workers})")
-    p.add_argument("--no-export", action="store_true", help="do not write the model/ folder")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--config", default=None, metavar="FILE",
+                   help="start from this configuration (JSON, e.g. a run's config.json); the "
+                        "flags below and --set override it")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="set any configuration field; VALUE is JSON (numbers, true/false, null, "
+                        "lists, objects such as model_overrides={...}) or a plain string")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the resolved configuration as JSON and exit without training")
+    add_config_flags(p)
+    p.add_argument("--uniform-timesteps", dest="cubic_sampling", action="store_false",
+                   default=argparse.SUPPRESS,
+                   help="uniform instead of the official cubic timestep sampling "
+                        "(= --no-cubic-sampling)")
     p.set_defaults(func=run)
 
 
+def _parse_set(item: str, names: set[str]) -> tuple[str, Any]:
+    key, sep, text = item.partition("=")
+    key = key.strip().replace("-", "_")
+    if not sep or key not in names:
+        raise ValueError(f"--set {item!r}: expected KEY=VALUE with KEY one of {sorted(names)}")
+    try:
+        return key, json.loads(text)
+    except json.JSONDecodeError:
+        return key, text
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The :class:`TrainConfig` described by the parsed flags."""
+    """The :class:`TrainConfig` described by ``--config``, the flags and ``--set``."""
     from cfld.training.config import TrainConfig
 
-    return TrainConfig(
-        preset=args.preset, data_root=args.data, output_dir=args.out,
-        pretrained_sd=args.pretrained_sd, pretrained_swin=args.pretrained_swin,
-        init_from=args.init_from, trainable=args.trainable, batch_size=args.batch_size,
-        epochs=args.epochs,
-        max_steps=args.max_steps, lr=args.lr, warmup_steps=args.warmup_steps,
-        decay_epochs=tuple(args.decay_epochs), drop_prob=args.drop_prob, dropout=args.dropout,
-        cubic_sampling=not args.uniform_timesteps, snr_gamma=args.snr_gamma,
-        low_noise_fraction=args.low_noise_fraction, low_noise_max_t=args.low_noise_max_t,
-        mixed_precision=args.mixed_precision,
-        prediction_type=args.prediction_type,
-        gradient_checkpointing=args.gradient_checkpointing, seed=args.seed,
-        log_every=args.log_every, sample_every=args.sample_every,
-        sample_steps=args.sample_steps, checkpoint_every=args.checkpoint_every,
-        keep_checkpoints=args.keep_checkpoints, num_workers=args.num_workers,
-        resume=args.resume, export=not args.no_export, progress=not args.no_progress,
-    )
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    data: dict[str, Any] = {}
+    if args.config:
+        data = TrainConfig.load(args.config).to_dict()
+    data.update({n: getattr(args, n) for n in names if hasattr(args, n)})
+    data.update(_parse_set(item, names) for item in args.overrides)
+    for field, flag in FLAG_NAMES.items():
+        if data.get(field) is None:
+            raise ValueError(f"{flag} is required (or {field} in --config / --set)")
+    return TrainConfig.from_dict(data)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train; print a one-line JSON summary."""
-    from cfld.training.trainer import train
+    """Train (or, with ``--dry-run``, print the configuration); print a one-line JSON summary."""
+    config = config_from_args(args)
+    if args.dry_run:
+        config.validate()
+        print(json.dumps(config.to_dict(), indent=2, sort_keys=True))
+        return 0
+    from cfld.training.loop import train
 
-    result = train(config_from_args(args))
+    result = train(config)
     losses = result["losses"]
     summary = {
         "output_dir": result["output_dir"],

@@ -1,0 +1,92 @@
+"""Flags and small helpers shared by several sub-commands (generate, edit, animate, app)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from cfld.pipelines.guidance import GUIDANCE_TYPES
+from cfld.pipelines.schedulers import SCHEDULERS
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from cfld.pipelines.pipeline_cfld import CFLDPipeline
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """Which pipeline to load and where to run it (generate, edit, animate, app)."""
+    p.add_argument("--model", default=None, metavar="DIR|HUB_ID",
+                   help="pipeline or model folder, or hub id (default: the shipped small model)")
+    p.add_argument("--vae", default=None, metavar="DIR",
+                   help="SD-1.5 VAE folder for a model folder without one (e.g. `cfld convert` "
+                        "output)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cpu)")
+
+
+def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
+    """Options shared by generate/edit/animate: the model and how to sample it."""
+    add_model_arguments(p)
+    p.add_argument("--steps", type=int, default=None,
+                   help="denoising steps (default 50 for ddpm, 20 otherwise)")
+    p.add_argument("--scheduler", default="ddpm", choices=sorted(SCHEDULERS))
+    p.add_argument("--guidance-type", default="uc_down_full", choices=sorted(GUIDANCE_TYPES))
+    p.add_argument("--scale-pose", type=float, default=2.0, help="w_pose of Eq. (7)")
+    p.add_argument("--scale-app", type=float, default=2.0, help="w_app of Eq. (7)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def default_steps(args: argparse.Namespace) -> int:
+    """50 DDPM steps (the paper), 20 for the deterministic/multistep solvers."""
+    if args.steps is not None:
+        if args.steps < 1:
+            raise ValueError("--steps must be at least 1")
+        return int(args.steps)
+    return 50 if args.scheduler in ("ddpm", "euler_a") else 20
+
+
+def load_sampling(args: argparse.Namespace) -> tuple[CFLDPipeline, dict[str, Any],
+                                                     torch.Generator]:
+    """The pipeline of ``--model``, the keyword arguments of every pipeline call, a generator
+    seeded with ``--seed``."""
+    from cfld.shipped import load_pipeline
+
+    steps = default_steps(args)
+    pipe = load_pipeline(args.model, args.vae, args.scheduler, args.device)
+    pipe.set_progress_bar_config(disable=True)
+    kwargs = dict(num_inference_steps=steps, guidance_type=args.guidance_type,
+                  scale_pose=args.scale_pose, scale_app=args.scale_app)
+    generator = torch.Generator(device=pipe._execution_device).manual_seed(args.seed)
+    return pipe, kwargs, generator
+
+
+def step_progress(label: str) -> Callable[[int, int], None]:
+    """A ``fn(done, total)`` callback drawing a tqdm bar (created at the first call)."""
+    from tqdm import tqdm
+
+    bar: dict[str, Any] = {}
+
+    def on_step(done: int, total: int) -> None:
+        if "bar" not in bar:
+            bar["bar"] = tqdm(total=total, desc=label, unit="step")
+        b = bar["bar"]
+        b.update(done - b.n)
+        if done >= total:
+            b.close()
+
+    return on_step
+
+
+def require_files(**paths: str | None) -> None:
+    """Raise FileNotFoundError naming the flag of the first given path that is not a file
+    (keyword ``source_a`` names ``--source-a``)."""
+    for flag, path in paths.items():
+        if path is not None and not Path(path).is_file():
+            raise FileNotFoundError(f"--{flag.replace('_', '-')} file not found: {path}")
+
+
+__all__ = ["add_model_arguments", "add_sampling_arguments", "default_steps", "load_sampling",
+           "require_files", "step_progress"]
