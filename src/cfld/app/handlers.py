@@ -1,0 +1,210 @@
+"""What the web app does, as a plain class: one method per button, no layout.
+
+:class:`AppHandlers` takes a pipeline and turns uploads into results (pose transfer, style
+transfer, interpolation, animation).  The Gradio layout (:mod:`cfld.app.layout`) only wires its
+methods to buttons, so every handler can be called (and tested) without a browser.  User errors
+are :class:`gr.Error` messages shown in the app.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import gradio as gr
+import torch
+from PIL import Image
+
+from cfld.animation import animate, gallery_poses, interpolate_poses, parse_pose_sequence, save_gif
+from cfld.app.uploads import MAX_UPLOAD_MB, Uploads
+from cfld.pipelines.editing import image_strip, interpolate, style_transfer
+from cfld.pipelines.guidance import get_guidance
+from cfld.pipelines.inputs import keypoints_from_any
+from cfld.pipelines.schedulers import SCHEDULERS, make_scheduler
+from cfld.pose import Keypoints, render_skeleton_image
+from cfld.pose.masks import part_mask
+
+if TYPE_CHECKING:
+    from cfld.pipelines.pipeline_cfld import CFLDPipeline
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(fn: F) -> F:
+    """Turn user errors (ValueError, FileNotFoundError) into messages shown in the app."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except (ValueError, FileNotFoundError) as err:
+            raise gr.Error(str(err)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _on_step(progress: gr.Progress, label: str) -> Callable[[int, int], None]:
+    def on_step(done: int, total: int) -> None:
+        progress((done, total), desc=label, unit="steps")
+    return on_step
+
+
+class AppHandlers:
+    """The app's actions for one pipeline.
+
+    Args:
+        pipe: A :class:`~cfld.CFLDPipeline` with an autoencoder.
+        max_upload_mb: Uploads above this size are refused with a message.
+        guidance_type: Guidance of every generation (default Eq. 7).
+    """
+
+    def __init__(self, pipe: CFLDPipeline, max_upload_mb: float = MAX_UPLOAD_MB,
+                 guidance_type: str = "uc_down_full") -> None:
+        get_guidance(guidance_type)  # a clear error for an unknown name, before serving
+        pipe.set_progress_bar_config(disable=True)
+        self.pipe = pipe
+        self.guidance_type = guidance_type
+        self.base_scheduler = pipe.scheduler
+        self.lock = threading.Lock()  # one generation at a time: the scheduler is shared
+        self.uploads = Uploads(max_upload_mb)
+        self.gallery = gallery_poses()
+        self.gif_dir = tempfile.mkdtemp(prefix="cfld-app-")  # animations for the browser
+        out_h, out_w = pipe.default_output_size
+        # The skeleton beside the result: same aspect, at least 256 pixels high to be readable.
+        skel_h = max(out_h, 256)
+        self.skeleton_size = (skel_h, int(round(out_w * skel_h / out_h)))
+
+    # ---------------------------------------------------------------- shared steps
+    def sampling(self, steps: float, scale_pose: float, scale_app: float, seed: float,
+                 scheduler: str) -> tuple[dict[str, Any], torch.Generator]:
+        """Pipeline keyword arguments and a seeded generator from the settings panel."""
+        if scheduler not in SCHEDULERS:
+            raise gr.Error(f"unknown scheduler {scheduler!r}")
+        self.pipe.scheduler = make_scheduler(scheduler, self.base_scheduler)
+        g = torch.Generator(device=self.pipe._execution_device).manual_seed(int(seed or 0))
+        kw = dict(num_inference_steps=max(1, int(steps)), scale_pose=float(scale_pose),
+                  scale_app=float(scale_app), guidance_type=self.guidance_type)
+        return kw, g
+
+    def target_pose(self, gallery_name: str | None, pose_photo: Any,
+                    pose_json: Any) -> Keypoints:
+        """The uploaded keypoint JSON, else the pose of the uploaded photo, else the gallery's."""
+        if pose_json is not None:
+            try:
+                return Keypoints.from_json(self.uploads.json(pose_json, "keypoint JSON"))
+            except ValueError as err:
+                raise gr.Error(f"keypoint JSON: {err}") from None
+        photo = self.uploads.image(pose_photo, "pose photo", required=False)
+        if photo is not None:
+            try:
+                return keypoints_from_any(photo)
+            except (ValueError, ImportError) as err:
+                raise gr.Error(f"could not find a pose in the photo: {err}") from None
+        if not gallery_name or gallery_name not in self.gallery:
+            raise gr.Error("pick a gallery pose, or upload a pose photo or a keypoint JSON")
+        return self.gallery[gallery_name]
+
+    def reference_pose(self, reference: Image.Image, pose_json: Any) -> Keypoints:
+        """The reference's uploaded keypoints, else its estimated pose."""
+        if pose_json is not None:
+            return Keypoints.from_json(self.uploads.json(pose_json, "reference keypoints"))
+        try:
+            return keypoints_from_any(reference)
+        except (ValueError, ImportError) as err:
+            raise gr.Error(f"could not find the reference's pose: {err}; upload its "
+                           "keypoints") from None
+
+    # ---------------------------------------------------------------- buttons
+    @user_errors
+    def preview_pose(self, gallery_name: str | None, pose_photo: Any = None,
+                     pose_json: Any = None) -> Image.Image | None:
+        """The skeleton of the chosen target pose (None while nothing valid is chosen)."""
+        try:
+            return render_skeleton_image(self.target_pose(gallery_name, pose_photo, pose_json))
+        except gr.Error:
+            return None
+
+    @user_errors
+    def run_generate(self, source: Any, gallery_name: str, pose_photo: Any, pose_json: Any,
+                     steps: float, scale_pose: float, scale_app: float, seed: float,
+                     scheduler: str, progress: gr.Progress = gr.Progress()
+                     ) -> tuple[Image.Image, Image.Image]:
+        """Pose transfer: (result, target skeleton)."""
+        src = self.uploads.image(source, "source photo")
+        kp = self.target_pose(gallery_name, pose_photo, pose_json)
+        with self.lock:
+            kw, g = self.sampling(steps, scale_pose, scale_app, seed, scheduler)
+            on_step = _on_step(progress, "denoising")
+            total = kw["num_inference_steps"]
+            image = self.pipe(src, kp, generator=g, callback_on_step_end=lambda _p, i, _t, _d:
+                              on_step(i + 1, total), **kw).images[0]
+        return image, render_skeleton_image(kp, self.skeleton_size)
+
+    @user_errors
+    def run_style(self, editor: dict[str, Any] | None, mask_upload: Any, parts: list[str],
+                  ref_pose_json: Any, new_source: Any, steps: float, scale_pose: float,
+                  scale_app: float, seed: float, scheduler: str,
+                  progress: gr.Progress = gr.Progress()) -> tuple[Image.Image, Image.Image]:
+        """Style transfer by mask: (result, mask used)."""
+        reference = self.uploads.image((editor or {}).get("background"), "reference photo")
+        src = self.uploads.image(new_source, "new source photo")
+        mask = self.uploads.mask(editor, mask_upload)
+        if mask is None and not parts:
+            raise gr.Error("paint the region to restyle on the reference, upload a mask, "
+                           "or tick body parts")
+        ref_kp = self.reference_pose(reference, ref_pose_json)
+        if mask is None:  # body parts → the mask drawn from the pose
+            mask = Image.fromarray(part_mask(ref_kp, list(parts))).resize(reference.size,
+                                                                           Image.NEAREST)
+        with self.lock:
+            kw, g = self.sampling(steps, scale_pose, scale_app, seed, scheduler)
+            image = style_transfer(self.pipe, reference, mask, src, generator=g,
+                                   reference_pose=ref_kp,
+                                   on_step=_on_step(progress, "style transfer"), **kw)[0]
+        return image, mask
+
+    @user_errors
+    def run_interpolate(self, source_a: Any, source_b: Any, gallery_name: str, pose_json: Any,
+                        frames: float, steps: float, scale_pose: float, scale_app: float,
+                        seed: float, scheduler: str, progress: gr.Progress = gr.Progress()
+                        ) -> tuple[Image.Image, list[Image.Image]]:
+        """Appearance interpolation: (strip, frames)."""
+        a = self.uploads.image(source_a, "source A")
+        b = self.uploads.image(source_b, "source B")
+        kp = self.target_pose(gallery_name, None, pose_json)
+        with self.lock:
+            kw, g = self.sampling(steps, scale_pose, scale_app, seed, scheduler)
+            images = interpolate(self.pipe, a, b, kp, n_frames=int(frames), generator=g,
+                                 on_step=_on_step(progress, "interpolating"), **kw)
+        return image_strip(images), images
+
+    @user_errors
+    def run_animate(self, source: Any, sequence_json: Any, start: str, end: str, frames: float,
+                    fps: float, steps: float, scale_pose: float, scale_app: float, seed: float,
+                    scheduler: str, progress: gr.Progress = gr.Progress()
+                    ) -> tuple[str, list[Image.Image]]:
+        """Animation through a pose sequence: (GIF path, frames)."""
+        src = self.uploads.image(source, "source photo")
+        if sequence_json is not None:
+            poses = parse_pose_sequence(self.uploads.json(sequence_json, "pose sequence"))
+        else:
+            if start not in self.gallery or end not in self.gallery:
+                raise gr.Error("pick the first and last gallery poses, or upload a sequence")
+            poses = interpolate_poses(self.gallery[start], self.gallery[end], int(frames))
+        with self.lock:
+            kw, g = self.sampling(steps, scale_pose, scale_app, seed, scheduler)
+            images = animate(self.pipe, src, poses, generator=g,
+                             on_step=_on_step(progress, "animating"), **kw)
+        fd, gif = tempfile.mkstemp(suffix=".gif", prefix="animation-", dir=self.gif_dir)
+        os.close(fd)
+        save_gif(images, gif, fps=float(fps))
+        return gif, images
+
+
+__all__ = ["AppHandlers", "user_errors"]
