@@ -73,8 +73,9 @@ def matmul_peak(n: int, dtype: torch.dtype, device: torch.device, repeat: int) -
 
 
 def time_step(preset: str, batch: int, device: torch.device, amp: torch.dtype | None,
-              repeat: int, model=None, channels_last: bool = False) -> float:
-    """Best wall time of one guided UNet step (``predict_noise`` on the branched batch)."""
+              repeat: int, model=None, channels_last: bool = False) -> dict[str, Any]:
+    """Wall times of ``repeat`` guided UNet steps (``predict_noise`` on the branched batch)
+    after one warm-up: median, spread and every run (:func:`common.timed_runs`)."""
     guidance = get_guidance("uc_down_full")
     n = len(guidance.branches)
     src, pose = _inputs(model, batch)
@@ -91,7 +92,7 @@ def time_step(preset: str, batch: int, device: torch.device, amp: torch.dtype | 
             with speed.autocast_context(device, amp):
                 model.predict_noise(z, t, branched)
 
-        return common.best_time(step, repeat=repeat, device=device)
+        return common.timed_runs(step, runs=repeat, device=device)
 
 
 def _inputs(model, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -107,11 +108,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = common.parser(__doc__.splitlines()[0])
     p.add_argument("--batch", type=int, default=1, help="images per step (default 1)")
     p.add_argument("--repeat", type=int, default=None,
-                   help="timed repetitions after one warm-up (default 2; quick 1)")
+                   help="timed steps after one warm-up; the median is reported (default 3; "
+                        "quick 1)")
+    p.add_argument("--variants", default="fp32,low,fp32_cl,low_cl",
+                   help="which steps to time: fp32, low (bf16 on CPU, fp16 on GPU), and their "
+                        "channels-last forms fp32_cl, low_cl (default: all four)")
     p.add_argument("--mm-size", type=int, default=None, help="matmul side (default 4096)")
     args = p.parse_args(argv)
     device = common.setup(args, "bench_limit")
-    repeat = args.repeat or (1 if args.quick else 2)
+    repeat = args.repeat or (1 if args.quick else 3)
     mm = args.mm_size or (512 if args.quick else 4096)
     low = torch.float16 if device.type == "cuda" else torch.bfloat16
     result: dict[str, Any] = {"benchmark": "bench_limit", "preset": args.preset,
@@ -134,22 +139,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     common.log(f"building {args.preset} model (random weights)")
     model = common.build_model(args.preset, device, args.seed)
     rows = []
-    for name, amp, channels_last in (("fp32", None, False), (low_name, low, False),
-                                     ("fp32", None, True), (low_name, low, True)):
+    variants = {"fp32": ("fp32", None, False), "low": (low_name, low, False),
+                "fp32_cl": ("fp32", None, True), "low_cl": (low_name, low, True)}
+    chosen = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = set(chosen) - set(variants)
+    if unknown:
+        p.error(f"unknown --variants {sorted(unknown)}; choose from {sorted(variants)}")
+    for name, amp, channels_last in (variants[v] for v in chosen):
         layout = ", channels-last" if channels_last else ""
         common.log(f"timing one guided UNet step ({name}{layout})")
         if channels_last:
             speed.to_channels_last(model.unet, model.pose_adapter)
         try:
-            t = time_step(args.preset, args.batch, device, amp, repeat, model=model,
-                          channels_last=channels_last)
+            timing = time_step(args.preset, args.batch, device, amp, repeat, model=model,
+                               channels_last=channels_last)
         finally:
             speed.to_contiguous_format(model.unet, model.pose_adapter)
+        t = timing["median"]
         achieved = step_flops / t
         rows.append({
             "precision": name,
             "channels_last": channels_last,
             "step_s": t,
+            "step_s_min": timing["min"],
+            "step_s_max": timing["max"],
+            "step_s_runs": timing["runs"],
             "step_tflop": step_flops / 1e12,
             "achieved_tflops": achieved / 1e12,
             "peak_tflops": peaks[name]["flops_per_s"] / 1e12,

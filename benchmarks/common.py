@@ -30,9 +30,21 @@ NO_GPU_NOTE = ("no GPU was lent to this run: GPU numbers (and 50-step timings on
 
 
 # --------------------------------------------------------------------------- arguments
+class _Parser(argparse.ArgumentParser):
+    """Records the command line it parsed (``args.argv``), so results can say how they were made."""
+
+    def parse_args(self, args=None, namespace=None):  # noqa: D102
+        ns = super().parse_args(args, namespace)
+        ns.argv = list(sys.argv[1:] if args is None else args)
+        return ns
+
+
+_COMMAND: str | None = None
+
+
 def parser(description: str, default_preset: str = "fashion_256") -> argparse.ArgumentParser:
     """Argument parser with the options every benchmark shares."""
-    p = argparse.ArgumentParser(description=description)
+    p = _Parser(description=description)
     p.add_argument("--preset", default=None,
                    help=f"model preset (default {default_preset}; --quick: tiny)")
     p.add_argument("--quick", action="store_true",
@@ -48,6 +60,8 @@ def parser(description: str, default_preset: str = "fashion_256") -> argparse.Ar
 
 def setup(args: argparse.Namespace, name: str) -> torch.device:
     """Resolve preset/out/threads/device in place; returns the device."""
+    global _COMMAND
+    _COMMAND = " ".join(["python", f"benchmarks/{name}.py", *getattr(args, "argv", [])])
     if args.preset is None:
         args.preset = "tiny" if args.quick else args.default_preset
     if args.out is None:
@@ -72,6 +86,7 @@ def machine_info(device: torch.device) -> dict[str, Any]:
         "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None,
+        "command": _COMMAND,
     }
     try:
         import diffusers
@@ -295,6 +310,25 @@ def best_time(fn: Callable[[], Any], repeat: int = 3, device: torch.device | str
         sync(device)
         best = min(best, time.perf_counter() - t0)
     return best
+
+
+def timed_runs(fn: Callable[[], Any], runs: int = 3, device: torch.device | str = "cpu",
+               warmup: int = 1) -> dict[str, Any]:
+    """Wall times of ``runs`` calls of ``fn`` after ``warmup`` calls: the median (the figure a
+    result reports), the spread (min, max) and every run."""
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    ordered = sorted(times)
+    mid = len(ordered) // 2
+    median = ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+    return {"median": median, "min": ordered[0], "max": ordered[-1], "runs": times}
 
 
 # --------------------------------------------------------------------------- output
