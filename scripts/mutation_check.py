@@ -1,8 +1,9 @@
 """Mutation check: break the code a test guards and show that the test then fails.
 
-Each mutation replaces one exact piece of source text in a *copy* of ``src/`` (the working tree
-is never touched), runs the tests that guard it against that copy and records whether they
-failed. A mutation whose text is no longer found (the code moved) is reported as such.
+Each mutation replaces one exact piece of text in a *copy* of the repository (src/, benchmarks/,
+tests/; the working tree is never touched), runs the tests that guard it in that copy and
+records whether they failed. A mutation whose text is no longer found (the code moved) is
+reported as such.
 
     .venv/bin/python scripts/mutation_check.py                # all, table on stdout
     .venv/bin/python scripts/mutation_check.py guidance_sign  # some, by id
@@ -25,13 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SRC = REPO / "src"
 
 
 @dataclass(frozen=True)
 class Mutation:
     id: str
-    file: str  # relative to src/cfld; only a hint: the text is searched everywhere if it moved
+    file: str  # relative to the repository; a hint: the text is searched for if it moved
     old: str
     new: str
     tests: tuple[str, ...]  # pytest node ids that must fail
@@ -41,96 +41,119 @@ class Mutation:
 
 MUTATIONS: list[Mutation] = [
     # ---------------------------------------------------------------- guidance (test_pipeline)
-    Mutation("guidance_sign_uc_down_full", "pipelines/guidance.py",
+    Mutation("guidance_sign_uc_down_full", "src/cfld/pipelines/guidance.py",
              "e[0] + s.down * (e[1] - e[0]) + s.full * (e[2] - e[1])",
              "e[0] + s.down * (e[1] - e[0]) - s.full * (e[2] - e[1])",
              ("tests/test_pipeline.py::test_every_guidance_type_equals_its_formula_in_one_batched_call[uc_down_full]",),
              "wrong sign of the appearance term of Eq. (7)"),
-    Mutation("guidance_scale_uc_full", "pipelines/guidance.py",
+    Mutation("guidance_scale_uc_full", "src/cfld/pipelines/guidance.py",
              'GuidanceType("uc_full", (_UC, _FULL),\n                     lambda e, s: e[0] + s.full',
              'GuidanceType("uc_full", (_UC, _FULL),\n                     lambda e, s: e[0] + s.down',
              ("tests/test_pipeline.py::test_every_guidance_type_equals_its_formula_in_one_batched_call[uc_full]",),
              "uc_full uses s_down instead of s_full"),
-    Mutation("guidance_branch_updown_full", "pipelines/guidance.py",
+    Mutation("guidance_branch_updown_full", "src/cfld/pipelines/guidance.py",
              'GuidanceType("updown_full", (_UPDOWN, _FULL)',
              'GuidanceType("updown_full", (_DOWN, _FULL)',
              ("tests/test_pipeline.py::test_every_guidance_type_equals_its_formula_in_one_batched_call[updown_full]",),
              "updown_full's first branch without the appearance biases"),
-    Mutation("guidance_branch_down_full", "pipelines/guidance.py",
+    Mutation("guidance_branch_down_full", "src/cfld/pipelines/guidance.py",
              'GuidanceType("down_full", (_DOWN, _FULL)',
              'GuidanceType("down_full", (_UC, _FULL)',
              ("tests/test_pipeline.py::test_every_guidance_type_equals_its_formula_in_one_batched_call[down_full]",),
              "down_full's first branch without the pose"),
-    Mutation("guidance_cdown_scale", "pipelines/guidance.py",
+    Mutation("guidance_cdown_scale", "src/cfld/pipelines/guidance.py",
              "+ s.cond * (e[3] - e[1])", "+ s.all * (e[3] - e[1])",
              ("tests/test_pipeline.py::test_every_guidance_type_equals_its_formula_in_one_batched_call[uc_down_updown_cdown]",),
              "uc_down_updown_cdown uses s_all for the s_g term"),
-    Mutation("guidance_updown_full_term", "pipelines/guidance.py",
+    Mutation("guidance_updown_full_term", "src/cfld/pipelines/guidance.py",
              "+ s.full * (e[3] - e[2]))", "+ s.full * (e[3] - e[1]))",
              ("tests/test_pipeline.py::test_every_guidance_type_equals_its_formula_in_one_batched_call[uc_down_updown_full]",),
              "uc_down_updown_full: last difference against ε_down instead of ε_ud"),
-    Mutation("guidance_none_branch", "pipelines/guidance.py",
+    Mutation("guidance_none_branch", "src/cfld/pipelines/guidance.py",
              'GuidanceType("none", (_FULL,)', 'GuidanceType("none", (_CDOWN,)',
              ("tests/test_pipeline.py::test_every_guidance_type_equals_its_formula_in_one_batched_call[none]",),
              "no guidance runs (C, pose, 0) instead of (C, pose, A)"),
     # ---------------------------------------------------------------- sampling loop
-    Mutation("scheduler_skip_last_step", "pipelines/pipeline_cfld.py",
+    Mutation("scheduler_skip_last_step", "src/cfld/pipelines/pipeline_cfld.py",
              "for i, t in enumerate(timesteps):", "for i, t in enumerate(timesteps[:-1]):",
              ("tests/test_pipeline.py::test_every_scheduler_equals_a_hand_written_diffusers_loop",
               "tests/test_speed.py::test_defaults_equal_a_hand_written_loop"),
              "the denoising loop skips the last scheduler step"),
-    Mutation("scheduler_no_input_scaling", "pipelines/pipeline_cfld.py",
+    Mutation("scheduler_no_input_scaling", "src/cfld/pipelines/pipeline_cfld.py",
              "model_in = self.scheduler.scale_model_input(model_in, t)", "pass",
              ("tests/test_pipeline.py::test_every_scheduler_equals_a_hand_written_diffusers_loop[euler]",
               "tests/test_pipeline.py::test_every_scheduler_equals_a_hand_written_diffusers_loop[euler_a]"),
              "scale_model_input is not applied (Euler-type schedulers see unscaled z_t)"),
-    Mutation("scheduler_step_no_generator", "pipelines/pipeline_cfld.py",
+    Mutation("scheduler_step_no_generator", "src/cfld/pipelines/pipeline_cfld.py",
              'kwargs["generator"] = generator', "pass",
              ("tests/test_pipeline.py::test_every_scheduler_equals_a_hand_written_diffusers_loop[ddpm]",
               "tests/test_pipeline.py::test_every_scheduler_equals_a_hand_written_diffusers_loop[euler_a]"),
              "stochastic steps draw from the global RNG instead of the caller's generator"),
-    Mutation("dpm_not_plus_plus", "pipelines/schedulers.py",
+    Mutation("dpm_not_plus_plus", "src/cfld/pipelines/schedulers.py",
              '"dpm": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++"})',
              '"dpm": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver"})',
              ("tests/test_pipeline.py::test_every_scheduler_equals_a_hand_written_diffusers_loop[dpm]",),
              "`--scheduler dpm` builds DPM-Solver instead of DPM-Solver++"),
-    Mutation("one_source_first_pose_only", "pipelines/inputs.py",
+    Mutation("one_source_first_pose_only", "src/cfld/pipelines/inputs.py",
              "return a.expand(b.shape[0], *a.shape[1:]), b",
              "return a.expand(b.shape[0], *a.shape[1:]), b[:1].expand(b.shape[0], *b.shape[1:])",
              ("tests/test_pipeline.py::test_one_source_many_poses",),
              "one source with many poses: every image gets the first pose"),
-    Mutation("swin_bf16_drops_shift_mask", "models/source_encoder.py",
+    Mutation("swin_bf16_drops_shift_mask", "src/cfld/models/source_encoder.py",
              "y = self.attn(y, self.attn_mask)",
              "y = self.attn(y, self.attn_mask if y.dtype == torch.float32 else None)",
              ("tests/test_source_encoder.py::test_bfloat16_forward_close_to_float32",),
              "Swin drops the shifted-window mask in bf16 (1.7 % error; the old 10 % gate passed)"),
     # ---------------------------------------------------------------- metrics, presets
-    Mutation("iou_is_recall", "metrics/parts.py",
+    Mutation("iou_is_recall", "src/cfld/metrics/parts.py",
              "union = (fg | gt).flatten(1).sum(1).double()",
              "union = gt.flatten(1).sum(1).double()",
              ("tests/test_metrics_parts.py::test_toy_silhouette_and_colours",),
              "silhouette IoU divides by the ground-truth area (recall; the old 0.3-0.9 gate passed)"),
-    Mutation("foreground_threshold_doubled", "metrics/parts.py",
+    Mutation("foreground_threshold_doubled", "src/cfld/metrics/parts.py",
              "return diff > threshold", "return diff > 2 * threshold",
              ("tests/test_metrics_parts.py::test_toy_silhouette_and_colours",),
              "foreground threshold twice the documented 20/255"),
-    Mutation("synthetic_preset_decoder_depth", "presets.py",
+    Mutation("synthetic_preset_decoder_depth", "src/cfld/presets.py",
              '"decoder_config": {"num_queries": 8, "dim": 64, "depth": 2, "num_heads": 4}',
              '"decoder_config": {"num_queries": 8, "dim": 64, "depth": 3, "num_heads": 4}',
              ("tests/test_model_tiny.py::test_every_preset_builds_on_meta_with_its_parameter_table[synthetic]",),
              "the synthetic preset's decoder gets a third layer (the old test only asked > 0)"),
+    # ---------------------------------------------------------------- shipped model, benchmarks
+    Mutation("shipped_model_degraded", "src/cfld/shipped.py",
+             "        pipe = load_shipped_pipeline()\n    else:",
+             "        pipe = load_shipped_pipeline()\n"
+             "        import torch\n"
+             "        torch.manual_seed(0)\n"
+             "        with torch.no_grad():\n"
+             "            for p in pipe.model.unet.parameters():\n"
+             "                if p.numel() > 1:\n"
+             "                    p.add_(torch.randn_like(p) * 0.1 * p.std())\n"
+             "    else:",
+             ("tests/test_shipped_model.py::test_shipped_model_scores_what_was_measured_and_beats_copying_the_source",),
+             "shipped UNet weights degraded by 10 % noise (IoU 0.777 -> 0.717; the old >= 0.5 gate passed)"),
+    Mutation("ceiling_without_downscale", "benchmarks/shipped_model_quality.py",
+             "load_image(root / TEST_DIR / target, tuple(pipe.image_size))",
+             "load_image(root / TEST_DIR / target, size)",
+             ("tests/test_benchmarks.py::test_shipped_model_quality_resolution_ceiling",),
+             "the resolution ceiling skips the trip through 64²"),
+    Mutation("ceiling_without_quantisation", "benchmarks/shipped_model_quality.py",
+             "back = quantize(resize_output(small, size)).float() / 255",
+             "back = resize_output(small, size)",
+             ("tests/test_benchmarks.py::test_shipped_model_quality_resolution_ceiling",),
+             "the resolution ceiling skips the 8-bit truncation"),
     # ---------------------------------------------------------------- speed options (test_speed)
-    Mutation("defaults_bf16", "pipelines/pipeline_cfld.py",
+    Mutation("defaults_bf16", "src/cfld/pipelines/pipeline_cfld.py",
              "amp = speed.resolve_autocast(self._autocast if autocast is _PIPELINE_SETTING\n"
              "                                     else autocast, device)",
              "amp = torch.bfloat16",
              ("tests/test_speed.py::test_defaults_equal_a_hand_written_loop",),
              "the default runs in bf16 autocast"),
-    Mutation("compile_is_noop", "pipelines/speed.py",
+    Mutation("compile_is_noop", "src/cfld/pipelines/speed.py",
              "    unet.compile(**compile_kwargs)\n", "    unet._compiled_call_impl = unet.forward\n",
              ("tests/test_speed.py::test_compile_unet_runs_the_compiled_graph_in_place",),
              "compile_unet only pretends to compile"),
-    Mutation("compile_copy", "pipelines/speed.py",
+    Mutation("compile_copy", "src/cfld/pipelines/speed.py",
              "    unet.compile(**compile_kwargs)\n    return unet\n",
              "    return torch.compile(unet, **compile_kwargs)\n",
              ("tests/test_speed.py::test_compile_unet_runs_the_compiled_graph_in_place",),
@@ -138,15 +161,22 @@ MUTATIONS: list[Mutation] = [
 ]
 
 
+SEARCHED = ("src", "benchmarks")
+IGNORED = shutil.ignore_patterns(".venv", ".git", "__pycache__", "*.egg-info", ".pytest_cache",
+                                 "runs", "demo", "outputs", "test-artifacts")
+
+
 def _apply(root: Path, m: Mutation) -> str | None:
-    """Apply ``m`` under ``root``/cfld; return the file changed, or None if the text is gone."""
-    pkg = root / "cfld"
-    hint = pkg / m.file
-    candidates = [hint] if hint.is_file() and m.old in hint.read_text() else [
-        p for p in sorted(pkg.rglob("*.py")) if m.old in p.read_text()]
-    if len(candidates) != 1:
-        return None
-    path = candidates[0]
+    """Apply ``m`` to the copy at ``root``; return the file changed, or None if the text is gone."""
+    hint = root / m.file
+    if hint.is_file() and hint.read_text().count(m.old) >= m.count:
+        path = hint
+    else:
+        found = [p for d in SEARCHED for p in sorted((root / d).rglob("*.py"))
+                 if m.old in p.read_text()]
+        if len(found) != 1:
+            return None
+        path = found[0]
     text = path.read_text()
     if text.count(m.old) < m.count:
         return None
@@ -156,21 +186,24 @@ def _apply(root: Path, m: Mutation) -> str | None:
 
 def run(m: Mutation, timeout: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="cfld-mut-") as tmp:
-        root = Path(tmp) / "src"
-        shutil.copytree(SRC, root, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        root = Path(tmp) / "main"
+        shutil.copytree(REPO, root, ignore=IGNORED)
+        shared = REPO.parent / "shared"
+        if shared.is_dir():  # the tests find their fixtures beside the repository
+            (Path(tmp) / "shared").symlink_to(shared)
         changed = _apply(root, m)
         if changed is None:
             return {"id": m.id, "result": "not applied (text not found)", "seconds": 0.0}
-        env = {**os.environ, "PYTHONPATH": str(root), "CFLD_REQUIRE_ALL": "1",
+        env = {**os.environ, "PYTHONPATH": str(root / "src"), "CFLD_REQUIRE_ALL": "1",
                "PYTHONDONTWRITEBYTECODE": "1"}
         env.setdefault("CFLD_TEST_THREADS", "1")
         check = subprocess.run([sys.executable, "-c", "import cfld; print(cfld.__file__)"],
-                               env=env, capture_output=True, text=True, cwd=REPO)
+                               env=env, capture_output=True, text=True, cwd=root)
         if not check.stdout.strip().startswith(str(root)):
             raise RuntimeError(f"the mutated copy is not the one imported: {check.stdout}")
         t0 = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                               f"--timeout={timeout}", *m.tests], env=env, cwd=REPO,
+                               f"--timeout={timeout}", *m.tests], env=env, cwd=root,
                               capture_output=True, text=True)
         summary = (proc.stdout.strip().splitlines() or ["?"])[-1]
         result = "caught" if proc.returncode == 1 else f"NOT caught (rc {proc.returncode})"

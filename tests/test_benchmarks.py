@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -154,17 +155,38 @@ def test_bench_sampler_quality_without_model_exits_clearly(bench_modules, tmp_pa
 
 
 def test_shipped_model_quality_resolution_ceiling(bench_modules, tmp_path):
-    """The ceiling of the quality benchmark: true targets through the model's 64² size score
-    below the untouched targets but far above copying the source."""
-    resolution_ceiling = bench_modules["shipped_model_quality"].resolution_ceiling
-    from cfld.demo import make_held_out_root
+    """The ceiling of the quality benchmark equals its recipe written out by hand: each true
+    target PIL-bicubic to the model's 64², back to 128×88 with torch bicubic + antialias,
+    truncated to 8 bits, scored against its part map.  A perfect 64² model gets no more."""
+    import numpy as np
+    import torch.nn.functional as F
+    from PIL import Image
+
+    from cfld.demo import evaluation_pairs, make_held_out_root
+    from cfld.metrics import silhouette_iou
     from cfld.shipped import load_pipeline
 
+    resolution_ceiling = bench_modules["shipped_model_quality"].resolution_ceiling
     pipe = load_pipeline(None)
+    assert tuple(pipe.image_size) == (64, 64) and tuple(pipe.default_output_size) == (128, 88)
     root = make_held_out_root(tmp_path / "held", 1)
+    hand, untouched = [], []
+    for _, target in evaluation_pairs(root, 6):
+        with Image.open(root / "test_highres" / target) as im:
+            full = np.asarray(im.convert("RGB"))
+            small = np.asarray(im.convert("RGB").resize((64, 64), Image.BICUBIC))
+        with Image.open(root / "test_parts" / (Path(target).stem + ".png")) as im:
+            parts = torch.from_numpy(np.asarray(im).astype(np.int64))[None]  # (1, 128, 88)
+        x = torch.from_numpy(small.copy()).permute(2, 0, 1)[None].float() / 255
+        back = F.interpolate(x, size=(128, 88), mode="bicubic", align_corners=False,
+                             antialias=True).clamp(0, 1)
+        back = torch.floor(back * 255) / 255
+        hand.append(silhouette_iou(back, parts).item())
+        orig = torch.from_numpy(full.copy()).permute(2, 0, 1)[None].float() / 255
+        untouched.append(silhouette_iou(orig, parts).item())
     ceiling = resolution_ceiling(pipe, root, 6)
-    assert 0.7 < ceiling < 0.97
-    assert resolution_ceiling(pipe, root, 6) == ceiling
+    assert ceiling == pytest.approx(sum(hand) / 6, abs=1e-9)
+    assert ceiling < sum(untouched) / 6 - 0.05  # 64² costs IoU the original does not lose
 
 
 def test_shipped_model_quality_refuses_the_training_people(bench_modules, capsys):
