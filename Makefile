@@ -29,5 +29,10 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
 
+# ruff (rules and import order in pyproject.toml) and the size limits of src/.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(PY) scripts/check_sizes.py src
+
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

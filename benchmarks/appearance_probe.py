@@ -103,8 +103,10 @@ def probe_sampling(pipe, root: Path, pairs, swapped, steps: int, seed: int) -> d
     res = {}
     for name, sources, targets in (("true", src, poses), ("swapped", other, poses)):
         g = torch.Generator().manual_seed(seed)
-        ims = pipe(sources, targets, num_inference_steps=steps, generator=g, output_type="pt").images
-        res[name] = {"part_colour_error": float(part_colour_error(ims, gt, parts, erode=2).nanmean()),
+        ims = pipe(sources, targets, num_inference_steps=steps, generator=g,
+                   output_type="pt").images
+        pce = part_colour_error(ims, gt, parts, erode=2)
+        res[name] = {"part_colour_error": float(pce.nanmean()),
                      "silhouette_iou": float(silhouette_iou(ims, parts).mean())}
     # self-reconstruction: target = the source in its own pose
     g = torch.Generator().manual_seed(seed)

@@ -15,7 +15,6 @@ Achieved FLOP/s ÷ peak FLOP/s of the same dtype = the fraction of the physical 
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import torch

@@ -44,7 +44,7 @@ PAPER_STEPS = 50
 @torch.no_grad()
 def naive_sample(pipe, source: torch.Tensor, pose: torch.Tensor, latents: torch.Tensor,
                  steps: int, generator: torch.Generator | None,
-                 scales: GuidanceScales = GuidanceScales(),
+                 scales: GuidanceScales = GuidanceScales(),  # noqa: B008 - frozen, never mutated
                  on_step_end: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The authors' default sampler (uc_down_full, Eq. 7) ported carelessly.
 

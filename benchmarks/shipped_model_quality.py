@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"python": platform.python_version(), "torch": torch.__version__,
                     "threads": torch.get_num_threads()},
     })
-    suffix = "" if (args.scheduler, args.steps) == ("ddpm", 50) else f"_{args.scheduler}{args.steps}"
+    default = (args.scheduler, args.steps) == ("ddpm", 50)
+    suffix = "" if default else f"_{args.scheduler}{args.steps}"
     if args.people_seed != HELD_OUT_SEED:
         suffix += f"_people{args.people_seed}"
     path = Path(args.out) if args.out else RESULTS / f"shipped_model_quality{suffix}.json"
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     path.write_text(json.dumps(out, indent=2))
     m, c = out["model"], out["copy_source"]
     print(f"{out['num_pairs']} unseen pairs, {args.scheduler}-{args.steps}, {seconds:.0f} s")
-    print(f"| method | SSIM | PSNR | silhouette IoU |\n|---|---|---|---|")
+    print("| method | SSIM | PSNR | silhouette IoU |\n|---|---|---|---|")
     print(f"| shipped model | {m['ssim']:.4f} | {m['psnr']:.2f} | {m['silhouette_iou']:.4f} |")
     print(f"| copy source | {c['ssim']:.4f} | {c['psnr']:.2f} | {c['silhouette_iou']:.4f} |")
     print(f"| ground truth through {out['model_image_size']} | | | {ceiling:.4f} |")

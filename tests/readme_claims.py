@@ -10,7 +10,8 @@ How to register a figure:
 
 - a table cell:  ``Cell(section, row, column, source, key, fmt)`` — ``section`` is the text of
   a ``##`` heading, ``row`` a piece of the row's first cell (``"DDPM|25"``: pieces of its first
-  cells, when the first cell repeats), ``column`` a piece of the column header, ``index`` the position among the cell's numbers ("0.67 / 0.74": 0 and 1);
+  cells, when the first cell repeats), ``column`` a piece of the column header, ``index`` the
+  position among the cell's numbers ("0.67 / 0.74": 0 and 1);
   ``table`` (0, 1, ...) picks among the section's tables when a row label repeats.
 - a number in prose:  ``Prose(section, text, source, key, fmt)`` — ``text`` is the sentence
   piece around the figure with ``{}`` where it goes; the README must contain it verbatim
@@ -160,8 +161,8 @@ def _shipped() -> list:
         Prose(SHIPPED, "PSNR {}, IoU", q2, "model.psnr", "{:.2f}"),
         Prose(SHIPPED, "IoU {} against the copy", q2, "model.silhouette_iou", "{:.3f}"),
         Prose(SHIPPED, "copy baseline's {},", q2, "copy_source.ssim", "{:.4f}"),
-        Prose(SHIPPED, "upscaled back, scores {}.", q, "ground_truth_through_model_size.silhouette_iou",
-              "{:.3f}"),
+        Prose(SHIPPED, "upscaled back, scores {}.", q,
+              "ground_truth_through_model_size.silhouette_iou", "{:.3f}"),
     ]
     return out
 

@@ -73,7 +73,8 @@ def test_generated_equal_to_gt_via_cli_offline(root, tmp_path, capsys, monkeypat
     gen = _write_gt_as_generated(root, tmp_path / "gen")
     out = tmp_path / "m.json"
     rc = main(["evaluate", "--generated", str(gen), "--data", str(root), "--size", "256x176",
-               "--fid-reference", "test-gt", "--out", str(out), "--no-progress", "--batch-size", "4"])  # fmt: skip
+               "--fid-reference", "test-gt", "--out", str(out), "--no-progress",
+               "--batch-size", "4"])  # fmt: skip
     text = capsys.readouterr().out
     assert rc == 0
     m = json.loads(out.read_text())
@@ -95,7 +96,9 @@ def test_generated_equal_to_gt_via_cli_offline(root, tmp_path, capsys, monkeypat
 def test_train_reference_statistics_are_cached(root, tmp_path):
     gen = _write_gt_as_generated(root, tmp_path / "gen")
     cache = tmp_path / "cache"
-    kw = dict(fid_stats_cache=cache, progress=False, fid_extractor=_tiny(0), fid_cfld_extractor=_tiny(1))
+    kw = dict(
+        fid_stats_cache=cache, progress=False, fid_extractor=_tiny(0), fid_cfld_extractor=_tiny(1)
+    )
     first = evaluate_folder(gen, root, SIZE, **kw)
     assert not first["fid_reference_cached"] and first["fid_reference_images"] == 4
     assert first["fid"] > 0 and first["fid_cfld"] > 0 and first["fid"] != first["fid_cfld"]
@@ -125,7 +128,9 @@ def test_fid_cfld_uses_the_user_weights(root, tmp_path, monkeypatch):
 
     monkeypatch.setattr(ev, "CFLDInceptionFeatures", fake_extractor)
     monkeypatch.setenv("CFLD_INCEPTION_WEIGHTS", str(weights))
-    m = evaluate_folder(gen, root, SIZE, fid_reference="test-gt", progress=False, fid_extractor=_tiny(0))
+    m = evaluate_folder(
+        gen, root, SIZE, fid_reference="test-gt", progress=False, fid_extractor=_tiny(0)
+    )
     assert seen == [weights]  # from the environment variable
     assert m["fid_cfld"] == pytest.approx(0.0, abs=1e-6)
     assert not any("fid_cfld is null" in note for note in m["notes"])
@@ -150,9 +155,13 @@ def test_square_outputs_are_squashed_and_truncated(root, tmp_path):
 def test_quantise_generated_follows_the_authors():
     img = torch.rand(3, 64, 64)
     got, resized = quantise_generated(img, (32, 22))
-    ref = torch.nn.functional.interpolate(img[None], size=(32, 22), mode="bicubic", antialias=True)[0]
+    ref = torch.nn.functional.interpolate(img[None], size=(32, 22), mode="bicubic", antialias=True)[
+        0
+    ]
     assert resized and got.shape == (3, 32, 22)
-    assert torch.equal(got, torch.floor((ref * 255).clamp(0, 255)) / 255)  # truncation, not rounding
+    assert torch.equal(
+        got, torch.floor((ref * 255).clamp(0, 255)) / 255
+    )  # truncation, not rounding
     same, resized = quantise_generated(got, (32, 22))
     assert not resized and same is got
 
@@ -167,16 +176,16 @@ def test_missing_extra_files_and_allow_missing(root, tmp_path, capsys):
     assert rc == 2 and "--allow-missing" in err and victim.stem in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     logs: list[str] = []
-    m = evaluate_folder(gen, root, SIZE, allow_missing=True, fid_reference="test-gt", progress=False,
-                        log=logs.append, fid_extractor=_tiny(0))  # fmt: skip
+    m = evaluate_folder(gen, root, SIZE, allow_missing=True, fid_reference="test-gt",
+                        progress=False, log=logs.append, fid_extractor=_tiny(0))  # fmt: skip
     assert m["num_pairs"] == len(_pairs(root)) - 1
     assert m["missing_generated"] == 1 and m["extra_generated"] == 1
     assert any("extra" in line and "unrelated.png" in line for line in logs)
     broken = sorted(gen.glob("*___*.png"))[0]
     broken.write_bytes(b"not a png")
     with pytest.raises(ValueError, match="cannot read generated image"):
-        evaluate_folder(gen, root, SIZE, allow_missing=True, fid_reference="test-gt", progress=False,
-                        fid_extractor=_tiny(0))  # fmt: skip
+        evaluate_folder(gen, root, SIZE, allow_missing=True, fid_reference="test-gt",
+                        progress=False, fid_extractor=_tiny(0))  # fmt: skip
 
 
 def test_missing_weights_give_one_clear_line(root, tmp_path, capsys, monkeypatch):
@@ -220,6 +229,8 @@ def test_extensions_may_differ_between_csv_and_files(root, tmp_path):
     png = gen / f"{generated_name(s, t)}.png"
     Image.open(png).save(png.with_suffix(".jpg"), quality=100)  # generated as .jpg is fine too
     png.unlink()
-    m = evaluate_folder(gen, own, SIZE, fid_reference="test-gt", progress=False, fid_extractor=_tiny(0))
+    m = evaluate_folder(
+        gen, own, SIZE, fid_reference="test-gt", progress=False, fid_extractor=_tiny(0)
+    )
     assert m["num_pairs"] == len(_pairs(own)) and m["missing_generated"] == 0
     assert m["ssim"] > 0.99

@@ -46,16 +46,19 @@ def test_eroded_error_ignores_a_misregistered_rim():
     e0 = part_colour_error(pred, gt, parts, erode=0)
     e1 = part_colour_error(pred, gt, parts, erode=1)
     # 10 of 100 pixels off by sqrt(2) in colour → mean colour off by 0.1·sqrt(2)
-    assert e0.item() == pytest.approx(0.1 * 2 ** 0.5, abs=1e-9)
+    assert e0.item() == pytest.approx(0.1 * 2**0.5, abs=1e-9)
     assert e1.item() == pytest.approx(0.0, abs=1e-12)
 
 
 def test_person_key_and_swapped_sources():
-    assert person_key("fashionWOMENDressesid0000262902_3back.jpg") == "fashionWOMENDressesid00002629"
+    assert (
+        person_key("fashionWOMENDressesid0000262902_3back.jpg") == "fashionWOMENDressesid00002629"
+    )
     assert person_key("fashionSYNTHPeopleid0000000302_1front.jpg") == "fashionSYNTHPeopleid00000003"
     assert person_key("alice_1.png") == "alice"
-    pairs = [(f"fashionSYNTHPeopleid{p:08d}{k:02d}_1front.jpg", "t") for p in range(3)
-             for k in range(2)]
+    pairs = [
+        (f"fashionSYNTHPeopleid{p:08d}{k:02d}_1front.jpg", "t") for p in range(3) for k in range(2)
+    ]
     swapped = swapped_sources(pairs)
     assert len(swapped) == len(pairs)
     for (src, _), other in zip(pairs, swapped):

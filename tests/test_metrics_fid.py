@@ -65,7 +65,9 @@ def test_streamed_statistics_equal_numpy(tmp_path):
         chunk = feats[i : i + 10]
         st.update(torch.from_numpy(chunk) if i % 20 else chunk)
     np.testing.assert_allclose(st.mu, feats.astype(np.float64).mean(0), rtol=1e-12)
-    np.testing.assert_allclose(st.sigma, np.cov(feats.astype(np.float64), rowvar=False), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        st.sigma, np.cov(feats.astype(np.float64), rowvar=False), rtol=1e-9, atol=1e-12
+    )
     st.save(tmp_path / "s.npz", {"key": "abc"})
     back, meta = FIDStatistics.load(tmp_path / "s.npz")
     assert meta == {"key": "abc"} and back.n == 103
@@ -96,8 +98,9 @@ def test_inception_layout_matches_torchvision_names(random_inception_file):
     _, sd = random_inception_file
     net = InceptionV3()
     assert sum(p.numel() for p in net.parameters()) == 27_161_264  # torchvision inception_v3()
-    for key in ("Conv2d_1a_3x3.conv.weight", "Conv2d_1a_3x3.bn.running_var", "Mixed_5b.branch_pool.bn.bias",
-                "Mixed_7c.branch3x3dbl_3b.conv.weight", "AuxLogits.fc.weight", "fc.bias"):  # fmt: skip
+    for key in ("Conv2d_1a_3x3.conv.weight", "Conv2d_1a_3x3.bn.running_var",
+                "Mixed_5b.branch_pool.bn.bias", "Mixed_7c.branch3x3dbl_3b.conv.weight",
+                "AuxLogits.fc.weight", "fc.bias"):  # fmt: skip
         assert key in sd
     assert net.Conv2d_1a_3x3.bn.eps == 0.001
     assert tuple(sd["Mixed_6e.branch7x7_2.conv.weight"].shape) == (192, 192, 1, 7)
@@ -106,7 +109,9 @@ def test_inception_layout_matches_torchvision_names(random_inception_file):
 def test_cfld_extractor_loads_strictly_and_is_deterministic(random_inception_file):
     path, sd = random_inception_file
     ext = CFLDInceptionFeatures(path)
-    assert torch.equal(ext.net.Mixed_7c.branch_pool.bn.running_var, sd["Mixed_7c.branch_pool.bn.running_var"])
+    assert torch.equal(
+        ext.net.Mixed_7c.branch_pool.bn.running_var, sd["Mixed_7c.branch_pool.bn.running_var"]
+    )
     x = torch.rand(2, 3, 64, 48)
     f = ext(x)
     assert f.shape == (2, 2048) and f.dtype == torch.float32 and torch.isfinite(f).all()
@@ -141,7 +146,11 @@ def test_tf_bilinear_resize_matches_the_half_pixel_free_grid():
     theta[1, 2] += 1 / h - 1 / n
     grid = F.affine_grid(theta[None].repeat(2, 1, 1), [2, 3, n, n], align_corners=False)
     ref = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    got = _legacy_tf_bilinear_matrix(h, n, torch.float64) @ x @ _legacy_tf_bilinear_matrix(w, n, torch.float64).T
+    got = (
+        _legacy_tf_bilinear_matrix(h, n, torch.float64)
+        @ x
+        @ _legacy_tf_bilinear_matrix(w, n, torch.float64).T
+    )
     torch.testing.assert_close(got, ref, atol=1e-12, rtol=0)
 
 

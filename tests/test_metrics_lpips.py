@@ -65,7 +65,9 @@ def test_shipped_weights_are_the_fixture_tensors(fixtures_dir, lpips_ref):
         return hashlib.sha256(raw[8 + n :]).hexdigest()
 
     shipped = tensor_bytes_sha(default_lpips_weights())
-    assert shipped == tensor_bytes_sha(fixtures_dir / "lpips_alex" / "lpips_alex_weights.safetensors")
+    assert shipped == tensor_bytes_sha(
+        fixtures_dir / "lpips_alex" / "lpips_alex_weights.safetensors"
+    )
     recorded = ref["weights"].get("safetensors_tensor_data_sha256")
     if recorded:
         assert shipped == recorded

@@ -49,13 +49,19 @@ def test_toy_silhouette_and_colours():
 
 def test_procedural_people_silhouette_is_recovered(tmp_path):
     synthetic = pytest.importorskip("cfld.data.synthetic")
-    root = synthetic.make_sample_root(tmp_path / "r", people=2, poses=2, size=(256, 176), test_people=1)
+    root = synthetic.make_sample_root(
+        tmp_path / "r", people=2, poses=2, size=(256, 176), test_people=1
+    )
     names = sorted(p.stem for p in (root / "train_highres").iterdir())
     imgs, maps = [], []
     for stem in names:
         im = np.asarray(Image.open(root / "train_highres" / f"{stem}.jpg").convert("RGB"))
         imgs.append(torch.from_numpy(im.copy()).permute(2, 0, 1).float() / 255)
-        maps.append(torch.from_numpy(np.asarray(Image.open(root / "train_parts" / f"{stem}.png")).astype(np.int64)))
+        maps.append(
+            torch.from_numpy(
+                np.asarray(Image.open(root / "train_parts" / f"{stem}.png")).astype(np.int64)
+            )
+        )
     img, lab = torch.stack(imgs), torch.stack(maps)
     iou = silhouette_iou(img, lab)
     assert (iou > 0.95).all(), iou

@@ -23,7 +23,9 @@ def _pairs(seed: int, shape=(3, 3, 96, 72), quantise=True):
     return pred, gt
 
 
-@pytest.mark.parametrize("seed,shape", [(0, (3, 3, 96, 72)), (1, (2, 3, 256, 176)), (2, (2, 3, 51, 60))])
+@pytest.mark.parametrize(
+    "seed,shape", [(0, (3, 3, 96, 72)), (1, (2, 3, 256, 176)), (2, (2, 3, 51, 60))]
+)
 def test_ssim_win51_matches_skimage(seed, shape):
     pred, gt = _pairs(seed, shape)
     got = ssim(torch.from_numpy(pred), torch.from_numpy(gt))
@@ -54,7 +56,10 @@ def test_ssim_256_matches_skimage_with_prediction_range(seed, shape):
 def test_float32_inputs_close_to_skimage():
     pred, gt = _pairs(5, quantise=False)
     p32, g32 = torch.from_numpy(pred).float(), torch.from_numpy(gt).float()
-    want = [skm.structural_similarity(gt[i], pred[i], data_range=1, win_size=51, channel_axis=0) for i in range(3)]
+    want = [
+        skm.structural_similarity(gt[i], pred[i], data_range=1, win_size=51, channel_axis=0)
+        for i in range(3)
+    ]
     np.testing.assert_allclose(ssim(p32, g32).numpy(), want, atol=1e-5)
 
 
@@ -65,7 +70,9 @@ def test_psnr_matches_skimage_and_identical_is_inf():
     np.testing.assert_allclose(got.numpy(), want, atol=1e-9, rtol=1e-9)
     same = torch.from_numpy(gt)
     assert torch.isinf(psnr(same, same)).all()
-    assert torch.equal(psnr(same, same, max_db=PSNR_CAP_DB), torch.full((3,), PSNR_CAP_DB, dtype=torch.float64))
+    assert torch.equal(
+        psnr(same, same, max_db=PSNR_CAP_DB), torch.full((3,), PSNR_CAP_DB, dtype=torch.float64)
+    )
 
 
 def test_identical_images_give_ssim_one():

@@ -105,8 +105,8 @@ def test_batched_branches_equal_separate_calls(tiny):
     src, pose, z, t = inputs()
     with torch.no_grad():
         cond = tiny.encode(src, pose)
-        branches = [tiny.unconditional(2), cond.with_prompt(tiny.uncond_prompt).without_appearance(),
-                    cond]
+        branches = [tiny.unconditional(2),
+                    cond.with_prompt(tiny.uncond_prompt).without_appearance(), cond]
         batched = tiny.predict_noise(torch.cat([z] * 3), torch.cat([t] * 3),
                                      CFLDConditions.cat(branches))
         separate = torch.cat([tiny.predict_noise(z, t, c) for c in branches])
@@ -132,7 +132,8 @@ def test_save_and_load_roundtrip(tiny, tmp_path):
         b = loaded(z, t, src, pose)
     assert torch.equal(a, b)
     assert not loaded.training
-    trainable = [n for n, p in loaded.named_parameters() if p.requires_grad and n.startswith("unet")]
+    trainable = [n for n, p in loaded.named_parameters()
+                 if p.requires_grad and n.startswith("unet")]
     assert len(trainable) == 18
 
 
@@ -199,7 +200,8 @@ def test_pretrained_parts_from_a_diffusers_folder(tmp_path):
     torch.manual_seed(3)
     unet = build_unet(get_preset("tiny").model["unet_config"])
     unet.save_pretrained(tmp_path / "sd" / "unet")
-    AutoencoderKL(block_out_channels=(8,), norm_num_groups=8).save_pretrained(tmp_path / "sd" / "vae")
+    vae = AutoencoderKL(block_out_channels=(8,), norm_num_groups=8)
+    vae.save_pretrained(tmp_path / "sd" / "vae")
     model = CFLDModel(**get_preset("tiny").model)
     init_from_pretrained_parts(model, unet=tmp_path / "sd")
     for (k, a), (_, b) in zip(model.unet.state_dict().items(), unet.state_dict().items(),

@@ -17,12 +17,11 @@ from diffusers import (
 )
 from PIL import Image
 
-from cfld import CFLDModel, CFLDPipeline
+from cfld import CFLDPipeline
 from cfld.cli import main
 from cfld.pipelines import GUIDANCE_TYPES, official_scheduler
-from cfld.pipelines.guidance import branch_conditions, get_guidance, GuidanceScales
+from cfld.pipelines.guidance import GuidanceScales, branch_conditions, get_guidance
 from cfld.pose import Keypoints
-from cfld.presets import get_preset
 from conftest import branch_predictions, hand_sampling_loop, make_pixel_pipeline, make_tiny_pipeline
 from test_model_official import FIXTURE_DIRS, load, needs_fixture, rel
 

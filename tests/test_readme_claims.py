@@ -109,7 +109,8 @@ def normalise(text: str) -> str:
 
 # ------------------------------------------------------------------------------ the tests
 def claim_id(claim: Cell | Prose) -> str:
-    where = f"{claim.row} / {claim.column}[{claim.index}]" if isinstance(claim, Cell) else claim.text
+    cell = isinstance(claim, Cell)
+    where = f"{claim.row} / {claim.column}[{claim.index}]" if cell else claim.text
     return f"{claim.section[:12]}: {where} <- {claim.source}:{claim.key}"
 
 

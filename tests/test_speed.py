@@ -6,7 +6,7 @@ import pytest
 import torch
 from diffusers.models.attention_processor import AttnProcessor
 
-from cfld import CFLDModel, CFLDPipeline, PixelUnshuffleAutoencoder
+from cfld import CFLDModel, PixelUnshuffleAutoencoder
 from cfld.pipelines import official_scheduler, speed
 from cfld.pipelines import pipeline_cfld as pipeline_module
 from cfld.presets import get_preset

@@ -185,7 +185,8 @@ def test_init_from_fine_tunes_a_finished_model(data_root, tmp_path):
 
     base = train(_config(data_root, tmp_path / "base", max_steps=1))
     saved = load_file(str(tmp_path / "base" / MODEL_WEIGHTS))
-    cfg = _config(data_root, tmp_path / "ft", max_steps=2, init_from=str(tmp_path / "base" / "model"),
+    cfg = _config(data_root, tmp_path / "ft", max_steps=2,
+                  init_from=str(tmp_path / "base" / "model"),
                   prediction_type="v_prediction")
     start = build_model(cfg).state_dict()
     assert all(torch.equal(start[k], v) for k, v in saved.items())

@@ -80,7 +80,7 @@ HELD_OUT_METRICS: list[PairMetric] = [SSIM, PSNR, SILHOUETTE_IOU]
 def make_held_out_root(out_dir: str | Path, num_people: int, size: tuple[int, int] = (128, 88),
                        seed: int = HELD_OUT_SEED, poses: int = 4) -> Path:
     """Write ``num_people`` unseen procedural people (test split), ``poses`` images each."""
-    from cfld.data.synthetic import synthesize
+    from cfld.data.synthetic_root import synthesize
 
     synthesize(out_dir, people=1, poses=poses, size=size, seed=seed, test_people=num_people)
     return Path(out_dir)
@@ -170,7 +170,8 @@ def score_pairs(pipe: CFLDPipeline, root: str | Path, num_pairs: int,
     return HeldOutResult(methods, scores.num_pairs, rows)
 
 
-def run_demo(out_dir: str | Path = "demo", num_pairs: int = 6, num_inference_steps: int | None = None,
+def run_demo(out_dir: str | Path = "demo", num_pairs: int = 6,
+             num_inference_steps: int | None = None,
              scheduler: str | None = None, seed: int = 0, model: str | None = None,
              source: str | None = None, pose: str | None = None) -> dict[str, Any]:
     """The `cfld demo`: shipped model on unseen procedural people → grid.png + metrics.json."""

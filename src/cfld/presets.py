@@ -1,4 +1,4 @@
-"""Named model sizes, side by side (design §4.9), and the authors' yacs configuration mapped to ours.
+"""Named model sizes, side by side (design §4.9), and the authors' yacs configuration in ours.
 
 * ``fashion_256`` / ``fashion_512``: the paper's model (Table 1), evaluated at 256×176 or
   512×352; the network is the same, only the evaluation size differs (facts §8).
@@ -63,7 +63,8 @@ _TINY_MODEL: dict[str, Any] = {
         "depth": 2,
     },
     "pose_adapter_config": {"in_channels": 32, "channels": [32, 32, 64]},
-    "unet_config": _unet(sample_size=16, block_out_channels=[32, 32, 64, 32], cross_attention_dim=32),
+    "unet_config": _unet(sample_size=16, block_out_channels=[32, 32, 64, 32],
+                         cross_attention_dim=32),
 }
 
 # Small model for procedural people: images squashed to 64² (as the authors squash 256×176 to
@@ -169,7 +170,8 @@ def model_kwargs_from_official(cfg: dict[str, Any], unet_config: dict[str, Any] 
             "in_channels": pose.get("IN_CHANNELS", 320),
             "channels": list(pose.get("CHANNELS", [320, 640, 1280])),
         },
-        "unet_config": dict(unet_config) if unet_config is not None else copy.deepcopy(SD15_UNET_CONFIG),
+        "unet_config": (dict(unet_config) if unet_config is not None
+                        else copy.deepcopy(SD15_UNET_CONFIG)),
     }
     if app:
         out["appearance_config"] = {

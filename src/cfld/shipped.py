@@ -28,8 +28,6 @@ def shipped_model_dir() -> Path:
 
 def load_shipped_pipeline():
     """Load the shipped pipeline (CPU, float32)."""
-    from cfld.pipelines.pipeline_cfld import CFLDPipeline
-
     import json
 
     import torch
@@ -37,6 +35,7 @@ def load_shipped_pipeline():
 
     from cfld.models.cfld import CFLDModel
     from cfld.models.pixel_autoencoder import PixelUnshuffleAutoencoder
+    from cfld.pipelines.pipeline_cfld import CFLDPipeline
 
     folder = shipped_model_dir()
     # Stored in float16 to keep the wheel small; computed in float32.

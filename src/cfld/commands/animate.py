@@ -1,6 +1,7 @@
 """`cfld animate`: one source photo through a sequence of poses → frame PNGs, a GIF, an MP4.
 
-    cfld animate --source person.jpg --poses poses/ --out frames/ [--gif anim.gif] [--mp4 anim.mp4] [--fps 8]
+    cfld animate --source person.jpg --poses poses/ --out frames/ [--gif anim.gif] \
+        [--mp4 anim.mp4] [--fps 8]
 """
 
 from __future__ import annotations
@@ -8,7 +9,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cfld.commands._common import add_sampling_arguments, load_sampling, require_files, step_progress
+from cfld.commands._common import (
+    add_sampling_arguments,
+    load_sampling,
+    require_files,
+    step_progress,
+)
 
 
 def run(args: argparse.Namespace) -> int:

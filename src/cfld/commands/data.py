@@ -51,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from cfld.data.synthetic import pair_silhouette_iou, synthesize
-    from cfld.pose.keypoints import parse_size
+    from cfld.data.synthetic_root import pair_silhouette_iou, synthesize
+    from cfld.sizes import parse_size
 
     stats = synthesize(
         args.out,

@@ -19,14 +19,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--generated", required=True, type=Path, help="folder of generated images")
     p.add_argument("--data", required=True, type=Path, help="DeepFashion-format data root")
     p.add_argument("--size", default="256x176", help="evaluation size HxW: 256x176 or 512x352")
-    p.add_argument("--out", type=Path, default=None, help="metrics JSON (default GENERATED/metrics.json)")
+    p.add_argument(
+        "--out", type=Path, default=None, help="metrics JSON (default GENERATED/metrics.json)"
+    )
     p.add_argument("--batch-size", type=int, default=16, help="images per batch (default 16)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="compute device")
     p.add_argument(
         "--inception-weights",
         type=Path,
         default=None,
-        help="torchvision inception_v3_google-0cc3c7bd.pth for fid_cfld (or $CFLD_INCEPTION_WEIGHTS)",
+        help="torchvision inception_v3_google-0cc3c7bd.pth for fid_cfld "
+        "(or $CFLD_INCEPTION_WEIGHTS)",
     )
     p.add_argument(
         "--fid-stats-cache",
@@ -40,8 +43,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=("train", "test-gt"),
         help="FID reference set: every training image (authors) or the pairs' ground truth",
     )
-    p.add_argument("--allow-missing", action="store_true", help="score only pairs that have an image")
-    p.add_argument("--lpips-weights", type=Path, default=None, help="LPIPS weights (default: shipped)")
+    p.add_argument(
+        "--allow-missing", action="store_true", help="score only pairs that have an image"
+    )
+    p.add_argument(
+        "--lpips-weights", type=Path, default=None, help="LPIPS weights (default: shipped)"
+    )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=run)
 
@@ -69,5 +76,8 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(results))
     for note in results["notes"]:
         print(f"note: {note}")
-    print(f"{results['num_pairs']} pairs in {results['seconds_total']:.1f} s; metrics written to {out}")
+    print(
+        f"{results['num_pairs']} pairs in {results['seconds_total']:.1f} s; "
+        f"metrics written to {out}"
+    )
     return 0

@@ -26,8 +26,8 @@ def run(args: argparse.Namespace) -> int:
     """Estimate keypoints and write them as JSON (and optionally a skeleton image)."""
     from cfld.data.deepfashion import load_image
     from cfld.pose.estimate import estimate_keypoints, get_estimator
-    from cfld.pose.keypoints import parse_size
     from cfld.pose.render import render_skeleton_image
+    from cfld.sizes import parse_size
 
     frame = parse_size(args.frame) if args.frame else None
     image = load_image(args.image)

@@ -1,7 +1,8 @@
 """cfld.data: DeepFashion In-Shop (authors' file format) and our procedural people.
 
 ``formats`` (file names, csv/lst readers), ``images`` (image I/O and tensors), ``prepare``,
-``check``, ``datasets`` (the pair data sets), ``synthetic`` (the procedural renderer).
+``check``, ``datasets`` (the pair data sets), ``synthetic`` (the procedural people) and
+``synthetic_root`` (written as a data root).
 """
 
 from cfld.data.check import CheckReport, check, check_root
@@ -22,7 +23,8 @@ from cfld.data.formats import (
 )
 from cfld.data.images import load_image, open_image, to_signed, to_tensor
 from cfld.data.prepare import prepare
-from cfld.data.synthetic import PART_LABELS, make_sample_root, pair_silhouette_iou, synthesize
+from cfld.data.synthetic import PART_LABELS
+from cfld.data.synthetic_root import make_sample_root, pair_silhouette_iou, synthesize
 
 __all__ = [
     "ANNOTATION_TEST",

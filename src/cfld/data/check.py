@@ -113,7 +113,9 @@ def _check_split(root: Path, split: str, rep: CheckReport, decode_images: bool) 
         rep.problems.append(f"{lst}: list file missing")
     for name in sorted({n for p in pairs for n in p}):
         if name not in present:
-            rep.problems.append(f"{img_dir / name}: image referenced by {files['pairs']} is missing")
+            rep.problems.append(
+                f"{img_dir / name}: image referenced by {files['pairs']} is missing"
+            )
             continue
         if annots is not None and name not in annots:
             rep.problems.append(f"{root / files['annotations']}: no keypoints for {name}")

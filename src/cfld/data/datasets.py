@@ -21,7 +21,6 @@ from cfld.data.images import image_to_signed, list_images, load_image, resize_im
 from cfld.pose.render import render_pose_map
 from cfld.sizes import check_size
 
-
 #: One (source, target) pair as tensors:
 #:
 #: * ``img_src``, ``img_tgt``: source and target at the generation size (3×gen_size, [-1, 1]);

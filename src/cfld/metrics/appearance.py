@@ -1,4 +1,4 @@
-"""The swapped-source control for appearance scores (our reports; not part of the authors' protocol).
+"""The swapped-source control for appearance scores (our reports; not the authors' protocol).
 
 A pose-guided model can score well on shape metrics while ignoring the source: it draws "a
 person in this pose".  The control exposes that: the same target poses (and the same noise) are
@@ -46,8 +46,10 @@ def swapped_sources(pairs: Sequence[tuple[str, str]]) -> list[str]:
     n = len(pairs)
     keys = [person_key(s) for s, _ in pairs]
     if len(set(keys)) < 2:
-        raise ValueError("the swapped-source control needs pairs of at least two people; "
-                         f"all {n} pairs show {keys[0] if keys else 'nobody'}")
+        raise ValueError(
+            "the swapped-source control needs pairs of at least two people; "
+            f"all {n} pairs show {keys[0] if keys else 'nobody'}"
+        )
     out = []
     for i in range(n):
         for k in range(n):

@@ -48,7 +48,13 @@ from cfld.metrics.fid import (
 from cfld.metrics.lpips import LPIPS
 from cfld.metrics.plan import OFFICIAL_TEST_PAIRS, PlannedPair, plan_folder
 from cfld.metrics.reference import default_cache_dir, reference_stats
-from cfld.metrics.scoring import PairBatch, Scores, procedural_metrics, protocol_metrics, score_batches
+from cfld.metrics.scoring import (
+    PairBatch,
+    Scores,
+    procedural_metrics,
+    protocol_metrics,
+    score_batches,
+)
 from cfld.metrics.ssim_psnr import PSNR_CAP_DB
 from cfld.pipelines.geometry import quantise_generated
 from cfld.sizes import parse_size
@@ -63,7 +69,7 @@ __all__ = [
     "quantise_generated",
 ]
 
-# The two evaluation sizes of the paper's tables (fidelity §8); other sizes are allowed for our data.
+# The two evaluation sizes of the paper's tables (fidelity §8); our data may use others.
 EVAL_SIZES: dict[str, tuple[int, int]] = {"256x176": (256, 176), "512x352": (512, 352)}
 FID_REFERENCES = ("train", "test-gt")
 #: SSIM's window side: the smallest evaluation size.
@@ -78,6 +84,19 @@ def parse_eval_size(text: str | Sequence[int]) -> tuple[int, int]:
     """
     return parse_size(text, min_side=SSIM_WINDOW,
                       why=f"SSIM uses a {SSIM_WINDOW}x{SSIM_WINDOW} window; use e.g. 256x176")
+
+
+def _check_arguments(size: str | Sequence[int], batch_size: int, fid_reference: str,
+                     device: str | torch.device) -> tuple[tuple[int, int], torch.device]:
+    """The evaluation size and device, or a ValueError naming the bad argument."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if fid_reference not in FID_REFERENCES:
+        raise ValueError(f"fid_reference must be one of {FID_REFERENCES}, got {fid_reference!r}")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but CUDA is not available; use --device cpu")
+    return parse_eval_size(size), dev
 
 
 def _extractors(dev: torch.device, inception_weights: str | os.PathLike | None,
@@ -260,14 +279,7 @@ def evaluate_folder(
     """
     t_start = time.perf_counter()
     log = log or (lambda _line: None)
-    size = parse_eval_size(size)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if fid_reference not in FID_REFERENCES:
-        raise ValueError(f"fid_reference must be one of {FID_REFERENCES}, got {fid_reference!r}")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but CUDA is not available; use --device cpu")
+    size, dev = _check_arguments(size, batch_size, fid_reference, device)
     root, gen_dir = Path(data_root), Path(generated_dir)
     checks: list[str] = []
     notes: list[str] = []
@@ -280,7 +292,8 @@ def evaluate_folder(
     t_ref = time.perf_counter()
     ref_cached = False
     if fid_reference == "train":
-        cache_dir = Path(fid_stats_cache) if fid_stats_cache is not None else default_cache_dir(root)
+        cache_dir = (Path(fid_stats_cache) if fid_stats_cache is not None
+                     else default_cache_dir(root))
         if cache_dir.is_file():
             raise ValueError(f"--fid-stats-cache {cache_dir} is a file; give a folder (one "
                              f"statistics file per feature extractor and size is kept there)")

@@ -85,7 +85,11 @@ class FIDStatistics:
         Args:
             features: (B, dim) array or tensor.
         """
-        f = features.detach().cpu().double().numpy() if isinstance(features, torch.Tensor) else features
+        f = (
+            features.detach().cpu().double().numpy()
+            if isinstance(features, torch.Tensor)
+            else features
+        )
         f = np.asarray(f, dtype=np.float64)
         if f.ndim != 2 or f.shape[1] != self.dim:
             raise ValueError(f"FIDStatistics expects (B, {self.dim}) features, got {f.shape}")
@@ -177,8 +181,14 @@ def frechet_distance(
     Returns:
         The distance (a Python float, clipped at 0 against rounding).
     """
-    mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
-    s1, s2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
+    mu1, mu2 = (
+        np.atleast_1d(np.asarray(mu1, np.float64)),
+        np.atleast_1d(np.asarray(mu2, np.float64)),
+    )
+    s1, s2 = (
+        np.atleast_2d(np.asarray(sigma1, np.float64)),
+        np.atleast_2d(np.asarray(sigma2, np.float64)),
+    )
     if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != (mu1.size, mu1.size):
         raise ValueError(
             f"frechet_distance: shapes do not match: mu {mu1.shape} / {mu2.shape}, "
@@ -358,7 +368,9 @@ class FIDInceptionFeatures(_Extractor):
 
     name = "tf-inception-2015-12-05-pool3"
 
-    def __init__(self, model_path: str | os.PathLike | None = None, net: nn.Module | None = None) -> None:
+    def __init__(
+        self, model_path: str | os.PathLike | None = None, net: nn.Module | None = None
+    ) -> None:
         super().__init__()
         if net is not None:
             self.net = net
@@ -388,7 +400,7 @@ class FIDInceptionFeatures(_Extractor):
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """(B,3,H,W) in [0, 1] → (B,2048): TF bilinear 299², then 8-bit TF scaling (x*255-128)/128."""
+        """(B,3,H,W) in [0, 1] → (B,2048): TF bilinear 299², then TF scaling (x*255-128)/128."""
         dev = self._probe.device
         x = self._resize(images.to(device=dev, dtype=torch.float32).clamp(0, 1))
         x = (x * 255 - 128) / 128  # [0,1] → [-1, 0.9921875]

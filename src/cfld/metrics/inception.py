@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+
 class BasicConv2d(nn.Module):
     """Conv (no bias) + BatchNorm (eps 0.001, as torchvision) + ReLU."""
 
@@ -87,7 +88,12 @@ class InceptionC(nn.Module):
         b1 = self.branch1x1(x)
         b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
         bd = self.branch7x7dbl_1(x)
-        for layer in (self.branch7x7dbl_2, self.branch7x7dbl_3, self.branch7x7dbl_4, self.branch7x7dbl_5):
+        for layer in (
+            self.branch7x7dbl_2,
+            self.branch7x7dbl_3,
+            self.branch7x7dbl_4,
+            self.branch7x7dbl_5,
+        ):
             bd = layer(bd)
         bp = self.branch_pool(_avg3(x))
         return torch.cat([b1, b7, bd, bp], 1)

@@ -30,7 +30,7 @@ _ALEX_CONVS: tuple[tuple[int, int, int, int], ...] = (
 )
 # Index of each conv inside torchvision's `features` Sequential = lpips' slice key suffix.
 _TV_INDEX = (0, 3, 6, 8, 10)
-# lpips v0.1 scaling layer constants (also stored in the weight file; used when a user file lacks them).
+# lpips v0.1 scaling layer constants (also in the weight file; used when a user file lacks them).
 _SHIFT = (-0.030, -0.088, -0.188)
 _SCALE = (0.458, 0.448, 0.450)
 _EPS = 1e-10  # lpips' unit-normalisation epsilon
@@ -153,7 +153,9 @@ class LPIPS(nn.Module):
                 f"{tuple(img0.shape)} and {tuple(img1.shape)}"
             )
         if min(img0.shape[-2:]) < 32:
-            raise ValueError(f"LPIPS needs images of at least 32x32 pixels, got {tuple(img0.shape[-2:])}")
+            raise ValueError(
+                f"LPIPS needs images of at least 32x32 pixels, got {tuple(img0.shape[-2:])}"
+            )
         dtype = self.shift.dtype
         x = torch.cat([img0, img1]).to(device=self.shift.device, dtype=dtype)  # (2B,3,H,W)
         if self.normalize:

@@ -55,7 +55,8 @@ def _check_parts(parts: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         parts = parts[:, 0]
     if parts.ndim != 3 or parts.shape[0] != like.shape[0] or parts.shape[-2:] != like.shape[-2:]:
         raise ValueError(
-            f"part maps must be (B,H,W) integer labels matching the images {tuple(like.shape)}, got "
+            f"part maps must be (B,H,W) integer labels matching the images {tuple(like.shape)}, "
+            "got "
             f"{tuple(parts.shape)}; resize them with nearest-neighbour to the image size"
         )
     return parts.long().to(like.device)
@@ -108,7 +109,9 @@ def foreground_mask(
     else:
         bg = torch.as_tensor(background, dtype=img.dtype, device=img.device).reshape(-1, 3)
         if bg.shape[0] not in (1, img.shape[0]):
-            raise ValueError(f"background must be (3,) or ({img.shape[0]},3), got {tuple(bg.shape)}")
+            raise ValueError(
+                f"background must be (3,) or ({img.shape[0]},3), got {tuple(bg.shape)}"
+            )
     diff = (img - bg[:, :, None, None]).abs().amax(dim=1)  # (B,H,W)
     return diff > threshold
 
@@ -187,7 +190,9 @@ def part_colour_error(
     pred_img = _check_images(pred_img, "pred_img")
     gt_img = _check_images(gt_img, "gt_img").to(pred_img.device)
     if gt_img.shape != pred_img.shape:
-        raise ValueError(f"pred_img {tuple(pred_img.shape)} and gt_img {tuple(gt_img.shape)} differ")
+        raise ValueError(
+            f"pred_img {tuple(pred_img.shape)} and gt_img {tuple(gt_img.shape)} differ"
+        )
     parts = erode_labels(_check_parts(gt_parts, pred_img), int(erode))
     b = pred_img.shape[0]
     total = torch.zeros(b, dtype=torch.float64, device=pred_img.device)

@@ -37,7 +37,7 @@ def _check_pair(pred: torch.Tensor, gt: torch.Tensor, name: str) -> None:
 
 
 def _band_matrix(kernel: torch.Tensor, n: int) -> torch.Tensor:
-    """(n - k + 1, n) matrix M with (M @ x)[i] = sum_j kernel[j] * x[i + j] ("valid" correlation)."""
+    """(n - k + 1, n) matrix M, (M @ x)[i] = sum_j kernel[j] * x[i + j] ("valid" correlation)."""
     k = kernel.numel()
     m = torch.zeros(n - k + 1, n, dtype=kernel.dtype, device=kernel.device)
     rows = torch.arange(n - k + 1, device=kernel.device)
@@ -123,7 +123,9 @@ def ssim(
     return _ssim_core(pred.to(dtype), gt.to(dtype), kernel, r, sample_covariance=True)
 
 
-def ssim_256(pred: torch.Tensor, gt: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def ssim_256(
+    pred: torch.Tensor, gt: torch.Tensor, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
     """The authors' "SSIM_256": Gaussian window on x255 images, range from the prediction.
 
     Equals ``structural_similarity(gt*255, pred*255, gaussian_weights=True, sigma=1.5,
@@ -176,4 +178,3 @@ def psnr(
     if max_db is not None:
         val = val.clamp(max=max_db)
     return val
-

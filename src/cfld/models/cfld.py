@@ -31,7 +31,6 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from cfld.checkpoint import WEIGHTS_NAME, load_state_strict
-
 from cfld.models.hybrid_attention import (
     DEFAULT_BLOCK_IDX,
     HybridGranularityAttention,
@@ -166,7 +165,8 @@ class CFLDModel(ModelMixin, ConfigMixin):
     Args:
         source_encoder_config: Options of :class:`~cfld.models.source_encoder.SourceEncoder`
             (H_S).
-        decoder_config: Options of :class:`~cfld.models.perception_decoder.PerceptionRefinedDecoder`;
+        decoder_config: Options of
+            :class:`~cfld.models.perception_decoder.PerceptionRefinedDecoder`;
             ``context_dim``/``num_context_tokens`` default to the encoder's last stage.
         appearance_config: Options of
             :class:`~cfld.models.hybrid_attention.HybridGranularityAttention` (φ_A).
@@ -384,7 +384,7 @@ class CFLDModel(ModelMixin, ConfigMixin):
 
 
 def _resolve_folder(name_or_path: str | os.PathLike, subfolder: str | None) -> Path:
-    """A local folder as is; otherwise a hub id fetched with huggingface_hub (cache/offline aware)."""
+    """A local folder as is; else a hub id fetched with huggingface_hub (cache/offline aware)."""
     path = Path(name_or_path)
     if not path.exists():
         if os.fspath(name_or_path).count("/") != 1:

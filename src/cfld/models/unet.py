@@ -79,7 +79,7 @@ def load_sd_component(cls: type, path_or_id: str | os.PathLike, name: str,
 
 def load_pretrained_unet(path_or_id: str | os.PathLike, subfolder: str | None = None,
                          ) -> UNet2DConditionModel:
-    """Load the SD-1.5 UNet from a local diffusers folder or a hub id (for training from scratch)."""
+    """Load the SD-1.5 UNet from a local diffusers folder or a hub id (to train from scratch)."""
     return load_sd_component(UNet2DConditionModel, path_or_id, "unet", subfolder)
 
 
@@ -98,7 +98,8 @@ def apply_trainable_set(unet: nn.Module, trainable: str,
                         block_idx: Sequence[int] = DEFAULT_BLOCK_IDX) -> None:
     """Set ``requires_grad`` by policy: ``official`` (18 K/V tensors), ``all`` or ``none``."""
     if trainable not in TRAINABLE_SETS:
-        raise ValueError(f"unknown UNet trainable set {trainable!r}; choose one of {TRAINABLE_SETS}")
+        raise ValueError(f"unknown UNet trainable set {trainable!r}; choose one of "
+                         f"{TRAINABLE_SETS}")
     unet.requires_grad_(trainable == "all")
     if trainable == "official":
         for _, param in trainable_unet_parameters(unet, block_idx):

@@ -4,7 +4,6 @@
 # a module named in model_index.json): make ours importable for CFLDPipeline.from_pretrained.
 import cfld.models.cfld  # noqa: F401
 import cfld.models.pixel_autoencoder  # noqa: F401
-
 from cfld.pipelines.guidance import GUIDANCE_TYPES, GuidanceScales, get_guidance
 from cfld.pipelines.pipeline_cfld import CFLDPipeline, CFLDPipelineOutput, official_scheduler
 

@@ -33,7 +33,6 @@ from torch import Tensor
 
 from cfld.models.cfld import CFLDConditions, CFLDModel
 from cfld.pipelines import speed
-from cfld.pipelines.guidance import GuidanceScales, branch_conditions, get_guidance
 from cfld.pipelines.geometry import (
     DEEPFASHION_ASPECT,
     autoencoder_factor,
@@ -41,6 +40,7 @@ from cfld.pipelines.geometry import (
     quantize,
     resize_output,
 )
+from cfld.pipelines.guidance import GuidanceScales, branch_conditions, get_guidance
 from cfld.pipelines.inputs import broadcast_batch, prepare_pose, prepare_source
 from cfld.pipelines.schedulers import OFFICIAL_SCHEDULER_CONFIG, official_scheduler
 

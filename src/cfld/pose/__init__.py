@@ -10,7 +10,6 @@ from cfld.pose.keypoints import (
     JOINT_NAMES,
     NUM_JOINTS,
     Keypoints,
-    parse_size,
 )
 from cfld.pose.render import (
     NUM_POSE_CHANNELS,
@@ -20,6 +19,7 @@ from cfld.pose.render import (
     render_pose_map,
     render_skeleton_image,
 )
+from cfld.sizes import parse_size
 
 __all__ = [
     "DEEPFASHION_FRAME",

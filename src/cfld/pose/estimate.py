@@ -16,8 +16,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from PIL import Image
 
-from cfld.sizes import check_size
 from cfld.pose.keypoints import MISSING, NUM_JOINTS, Keypoints
+from cfld.sizes import check_size
 
 # COCO-18 index -> BlazePose landmark index.  Both use the person's own left/right, so the
 # person's right shoulder (COCO 2) is BlazePose RIGHT_SHOULDER (12), and so on.

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from cfld.sizes import check_size, parse_size
+from cfld.sizes import check_size
 
 NUM_JOINTS = 18
 MISSING = -1.0

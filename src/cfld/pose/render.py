@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from cfld.sizes import check_size
 from cfld.pose.keypoints import NUM_JOINTS, Keypoints
+from cfld.sizes import check_size
 
 NUM_POSE_CHANNELS = 3 + NUM_JOINTS
 HEATMAP_SIGMA = 6

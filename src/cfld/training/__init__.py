@@ -5,7 +5,10 @@
 ``loop`` (:func:`train`).
 """
 
+from cfld.training.batches import EpochBatchSampler
+from cfld.training.build import NOISE_SCHEDULER_CONFIG, build_noise_scheduler
 from cfld.training.config import TrainConfig
+from cfld.training.loop import TrainingDivergedError, export_model, train
 from cfld.training.lr_schedule import WarmupStepDecay, build_lr_scheduler, decay_boundaries, lr_at
 from cfld.training.objective import (
     cubic_timesteps,
@@ -14,9 +17,6 @@ from cfld.training.objective import (
     uniform_timesteps,
 )
 from cfld.training.state import list_checkpoints, load_checkpoint, resolve_resume
-from cfld.training.batches import EpochBatchSampler
-from cfld.training.build import NOISE_SCHEDULER_CONFIG, build_noise_scheduler
-from cfld.training.loop import TrainingDivergedError, export_model, train
 
 __all__ = [
     "NOISE_SCHEDULER_CONFIG",
