@@ -137,18 +137,43 @@ def test_fid_cfld_uses_the_user_weights(root, tmp_path, monkeypatch):
 
 
 def test_square_outputs_are_squashed_and_truncated(root, tmp_path):
+    """A 512x512 output is squashed (not cropped) to 256x176 as the authors do: torch bicubic
+    with antialias, truncated to 8 bits; SSIM, PSNR and LPIPS equal that recipe written out."""
+    import numpy as np
+    import torch.nn.functional as F
+
     from cfld.data.deepfashion import load_image
+    from cfld.metrics import LPIPS, psnr, ssim
 
     gen = tmp_path / "gen"
     gen.mkdir()
+    hand_pred, hand_gt = [], []
     for s, t in _pairs(root):
-        load_image(root / "test_highres" / t, (512, 512)).save(gen / f"{generated_name(s, t)}.png")
+        square = load_image(root / "test_highres" / t, (512, 512))  # the target, squashed square
+        square.save(gen / f"{generated_name(s, t)}.png")
+        x = torch.from_numpy(np.asarray(square).copy()).permute(2, 0, 1)[None].float() / 255
+        x = F.interpolate(x, size=SIZE, mode="bicubic", align_corners=False, antialias=True)
+        hand_pred.append(torch.floor((x * 255).clamp(0, 255)) / 255)
+        gt = np.asarray(load_image(root / "test_highres" / t, SIZE))  # PIL bicubic (facts §5.3)
+        hand_gt.append(torch.from_numpy(gt.copy()).permute(2, 0, 1)[None].float() / 255)
+    pred, gt = torch.cat(hand_pred).double(), torch.cat(hand_gt).double()
     logs: list[str] = []
     m = evaluate_folder(gen, root, SIZE, fid_reference="test-gt", progress=False, log=logs.append,
                         fid_extractor=_tiny(0), out=tmp_path / "m.json")  # fmt: skip
     assert m["generated_sizes"] == {"512x512": len(_pairs(root))}
     assert any("squashed to 256x176" in line for line in logs)
-    assert 0.5 < m["ssim"] < 1.0 and m["psnr"] < 60 and m["lpips"] > 0
+    assert m["ssim"] == pytest.approx(ssim(pred, gt).mean().item(), abs=1e-9)
+    assert m["psnr"] == pytest.approx(psnr(pred, gt).mean().item(), abs=1e-9)
+    assert m["lpips"] == pytest.approx(LPIPS()(pred.float(), gt.float()).mean().item(), abs=1e-6)
+    # cropping the square to the aspect instead (the other reading) scores far lower
+    crops = []
+    for s, t in _pairs(root):
+        with Image.open(gen / f"{generated_name(s, t)}.png") as im:
+            x = torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1)[None].float() / 255
+        x = x[..., 80:432]  # the central 512x352 (aspect 176/256)
+        crops.append(F.interpolate(x, size=SIZE, mode="bicubic", antialias=True).clamp(0, 1))
+    assert m["ssim"] > ssim(torch.cat(crops).double(), gt).mean().item() + 0.1
+    assert m["ssim"] < 1 and m["lpips"] > 0
     assert (tmp_path / "m.json").is_file()
 
 
