@@ -138,6 +138,20 @@ MUTATIONS: list[Mutation] = [
              'x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False, antialias=True)',
              ("tests/test_metrics_fid_reference.py::test_cfld_fid_features_equal_torchvision_inception",),
              "fid_cfld resizes with antialias (the authors do not)"),
+    Mutation("eval_crop_not_squash", "src/cfld/pipelines/geometry.py",
+             "    return F.interpolate(images, size=tuple(size), mode=\"bicubic\", antialias=True,",
+             "    if images.shape[-1] == images.shape[-2] and size[0] != size[1]:\n"
+             "        w = round(images.shape[-2] * size[1] / size[0])\n"
+             "        o = (images.shape[-1] - w) // 2\n"
+             "        images = images[..., o:o + w]\n"
+             "    return F.interpolate(images, size=tuple(size), mode=\"bicubic\", antialias=True,",
+             ("tests/test_evaluate.py::test_square_outputs_are_squashed_and_truncated",),
+             "square outputs are centre-cropped to the aspect instead of squashed (the old 0.5 < SSIM < 1 passed)"),
+    Mutation("eval_rounding_not_truncation", "src/cfld/pipelines/geometry.py",
+             "return (images * 255).clamp(0, 255).to(torch.uint8)",
+             "return (images * 255).round().clamp(0, 255).to(torch.uint8)",
+             ("tests/test_evaluate.py::test_square_outputs_are_squashed_and_truncated",),
+             "generated images rounded to 8 bits instead of truncated"),
     # ---------------------------------------------------------------- shipped model, benchmarks
     Mutation("shipped_model_degraded", "src/cfld/shipped.py",
              "        pipe = load_shipped_pipeline()\n    else:",

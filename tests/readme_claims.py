@@ -167,11 +167,14 @@ def _shipped() -> list:
     return out
 
 
-def _perf() -> list:
-    lim, smp, trn, sq = ("bench_limit.json", "bench_sampling.json", "bench_training.json",
-                         "bench_sampler_quality.json")
+LIM, SMP, TRN, SQ = ("bench_limit.json", "bench_sampling.json", "bench_training.json",
+                     "bench_sampler_quality.json")
+
+
+def _perf_sampling() -> list:
+    """Sampling: work per step and equality (single-run timings are not quoted)."""
+    lim, smp = LIM, SMP
     out = [Prose(PERF, "{} cores of an AMD EPYC CPU", lim, "machine.cpu_count")]
-    # --- sampling: work per step and equality; single-run timings are not quoted
     variants = {"naive port": "naive_fp32", "**ours, fp32**": "ours_fp32",
                 "fp32 + channels-last": "ours_channels_last", "ours, bf16 autocast": "ours_bf16",
                 "bf16 + channels-last": "ours_bf16_channels_last"}
@@ -206,7 +209,12 @@ def _perf() -> list:
         Prose(PERF, "`python benchmarks/bench_limit.py --threads {} --variants", lim,
               "machine.torch_threads"),
     ]
-    # --- one step against the machine (bench_limit.json: medians of 3 runs)
+    return out
+
+
+def _perf_limit() -> list:
+    """One UNet step against the machine (bench_limit.json: medians of 3 runs)."""
+    lim, out = LIM, []
     for r, p in (("**fp32**", "fp32"), ("bf16 autocast", "bf16")):
         sel = f"rows[precision={p},channels_last=false]"
         out += [Cell(PERF, r, "step s", lim, f"{sel}.step_s", "{:.1f}", 0),
@@ -217,7 +225,12 @@ def _perf() -> list:
                 Cell(PERF, r, "fraction of peak", lim, f"{sel}.fraction_of_peak", "pct")]
     out.append(Prose(PERF, "median of {} runs after a warm-up", lim,
                      "rows[precision=fp32,channels_last=false].step_s_runs", "count"))
-    # --- training memory (two stored runs)
+    return out
+
+
+def _perf_training() -> list:
+    """Training memory (two stored runs) and the GPU estimate."""
+    trn, out = TRN, []
     for r, c in (("fp32, UNet gradient checkpointing", "fp32_checkpointing"),
                  ("bf16 autocast, checkpointing", "bf16_checkpointing"),
                  ("fp32, no checkpointing", "fp32")):
@@ -244,7 +257,12 @@ def _perf() -> list:
         Prose(PERF, "It comes to {}–", trn, f"{est16}.total_gb_low", "{:.0f}"),
         Prose(PERF, "–{} GB when they are taken from the bf16", trn, f"{est16}.total_gb", "{:.0f}"),
     ]
-    # --- fast samplers (bench_sampler_quality.json)
+    return out
+
+
+def _perf_samplers() -> list:
+    """Fast samplers (bench_sampler_quality.json)."""
+    sq, out = SQ, []
     out += [Prose(PERF, "{} unseen pairs", sq, "pairs"),
             Prose(PERF, "unseen pairs ({} people)", sq, "held_out_people"),
             Prose(PERF, "DDPM-50 seed-0 run, {} CPU thread", sq, "machine.torch_threads")]
@@ -271,4 +289,5 @@ def _perf() -> list:
     return out
 
 
-CLAIMS: list[Cell | Prose] = [*_params(), *_fidelity(), *_shipped(), *_perf()]
+CLAIMS: list[Cell | Prose] = [*_params(), *_fidelity(), *_shipped(), *_perf_sampling(),
+                              *_perf_limit(), *_perf_training(), *_perf_samplers()]
