@@ -1,10 +1,10 @@
-"""Convert the authors' checkpoints (accelerate ``save_state`` folders) to our format (facts §4).
+"""Convert the authors' checkpoints (accelerate ``save_state`` folders) to our format (fidelity §4).
 
 The authors' folder holds ``pytorch_model.bin`` (their ``build_model``: Swin, appearance encoder,
 pose encoder, decoder, learnable vector) and ``pytorch_model_1.bin`` (the full SD UNet with a
 ``model.`` prefix); newer accelerate writes ``model.safetensors`` / ``model_1.safetensors``.
 Multi-GPU saves may prefix every key with ``module.``.  Every key is mapped and loaded STRICTLY:
-unlike the official loader (``strict=False``, facts §12.7) a mismatch is an error that lists the
+unlike the official loader (``strict=False``, fidelity §12.7) a mismatch is an error that lists the
 missing and unexpected keys.
 """
 
@@ -31,7 +31,7 @@ PREFIX_MAP: dict[str, str] = {
     "pose_encoder.": "pose_adapter.",
     "decoder.": "decoder.",
 }
-#: Swin buffers that we recompute from the window geometry (deterministic, facts §4.4).
+#: Swin buffers that we recompute from the window geometry (deterministic, fidelity §4.4).
 RECOMPUTED_BUFFER_SUFFIXES = (".relative_position_index", ".attn_mask", ".relative_coords_table")
 
 _CONTAINER_NAMES = ("pytorch_model.bin", "model.safetensors")
@@ -139,7 +139,7 @@ def convert_official(official_dir: str | os.PathLike, out_dir: str | os.PathLike
     load_state_strict(model, map_official_state_dict(container, unet), assign=True,
                       hint="pass the authors' configuration with --config if the model is not "
                            "the full-size default")
-    model.source_encoder.reset_buffers()  # recomputed, never stored (facts §4.4)
+    model.source_encoder.reset_buffers()  # recomputed, never stored (fidelity §4.4)
     model.eval()
     if out_dir is not None:
         save_atomic(model, out_dir)

@@ -1,7 +1,7 @@
 """Named model sizes, side by side (design §4.9), and the authors' yacs configuration in ours.
 
 * ``fashion_256`` / ``fashion_512``: the paper's model (Table 1), evaluated at 256×176 or
-  512×352; the network is the same, only the evaluation size differs (facts §8).
+  512×352; the network is the same, only the evaluation size differs (fidelity §8).
 * ``tiny``: the same architecture at toy widths, for fast CPU tests (equal to the dimensions of
   the authors'-code fixture ``official_tiny``).
 * ``synthetic``: the small model we train on procedural people and ship with the package.

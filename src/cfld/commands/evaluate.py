@@ -1,4 +1,4 @@
-"""`cfld evaluate`: score generated images with the authors' DeepFashion protocol (facts §8)."""
+"""`cfld evaluate`: score generated images with the authors' DeepFashion protocol (fidelity §8)."""
 
 from __future__ import annotations
 

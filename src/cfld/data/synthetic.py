@@ -10,7 +10,7 @@ by :mod:`cfld.data.deepfashion` like the real data:
     OUT/train_parts/*.png     OUT/test_parts/*.png         part labels (see PART_LABELS)
     OUT/fasion-resize-{pairs,annotation}-{train,test}.csv  OUT/train.lst  OUT/test.lst
 
-Keypoints are written in the 256×176 annotation frame (facts §5.1) whatever the image size.
+Keypoints are written in the 256×176 annotation frame (fidelity §5.1) whatever the image size.
 Every image depends only on ``(seed, person, pose)``, so the same seed gives byte-identical files.
 """
 

@@ -1,4 +1,4 @@
-"""Evaluation metrics of the CFLD protocol (facts §8), plain torch, offline.
+"""Evaluation metrics of the CFLD protocol (fidelity §8), plain torch, offline.
 
 Example::
 

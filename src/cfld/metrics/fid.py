@@ -1,6 +1,6 @@
 """Fréchet Inception Distance: streamed statistics, a stable distance, two feature extractors.
 
-Two FIDs are reported under separate names because their numbers are not comparable (facts §8,
+Two FIDs are reported under separate names because their numbers are not comparable (fidelity §8,
 §12.5):
 
 - ``fid``: the standard FID of the TTUR / pytorch-fid / clean-fid lineage, i.e. the TensorFlow
@@ -11,9 +11,9 @@ Two FIDs are reported under separate names because their numbers are not compara
   ``i * in / out``, edge clamped).  :class:`FIDInceptionFeatures` does the same, written here.
 - ``fid_cfld``: the authors' feature extractor — torchvision's Inception-v3 ``IMAGENET1K_V1``
   after Mixed_7c + global average pool, bilinear 299x299 resize (align_corners False, no
-  antialias) and torchvision's ``transform_input`` applied to [0, 1] inputs (facts §8).  torchvision
-  cannot be imported here, so :class:`InceptionV3` rebuilds the network in plain torch with
-  torchvision's state-dict names; users supply ``inception_v3_google-0cc3c7bd.pth``.
+  antialias) and torchvision's ``transform_input`` applied to [0, 1] inputs (fidelity §8).
+  torchvision cannot be imported here, so :class:`InceptionV3` rebuilds the network in plain
+  torch with torchvision's state-dict names; users supply ``inception_v3_google-0cc3c7bd.pth``.
 
 Statistics are accumulated batch by batch in float64 (:class:`FIDStatistics`), so no image or
 feature list is ever held in memory.
@@ -174,7 +174,7 @@ def frechet_distance(
         method: ``"eigh"`` (default): ``tr((S1 S2)^(1/2))`` as the sum of square roots of the
             eigenvalues of the symmetric PSD matrix ``S1^(1/2) S2 S1^(1/2)`` — stable also for
             singular covariances (fewer images than dimensions).  ``"sqrtm"``: the authors' route
-            (facts §8): ``scipy.linalg.sqrtm(S1 S2)``, retried with ``eps*I`` added to both when
+            (fidelity §8): ``scipy.linalg.sqrtm(S1 S2)``, retried with ``eps*I`` added to both when
             the result is not finite; small imaginary parts dropped.
         eps: the diagonal offset of the ``sqrtm`` retry.
 
@@ -265,7 +265,7 @@ class _Extractor(nn.Module):
 
 
 class CFLDInceptionFeatures(_Extractor):
-    """The authors' FID features (``fid_cfld``): torchvision Inception-v3, facts §8.
+    """The authors' FID features (``fid_cfld``): torchvision Inception-v3, fidelity §8.
 
     Args:
         weights: torchvision ``inception_v3_google-0cc3c7bd.pth``; ``None`` reads

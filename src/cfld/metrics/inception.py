@@ -159,7 +159,7 @@ class InceptionV3(nn.Module):
     """Inception-v3 with torchvision's module and state-dict names (``Conv2d_1a_3x3.conv.weight``…).
 
     Only the feature path is used: ``forward`` returns the 2048-d global average pool after
-    Mixed_7c (no AuxLogits, no dropout, no fc), as the authors' FID does (facts §8).
+    Mixed_7c (no AuxLogits, no dropout, no fc), as the authors' FID does (fidelity §8).
 
     Args:
         transform_input: apply torchvision's ``transform_input`` (on by default for the
@@ -193,7 +193,7 @@ class InceptionV3(nn.Module):
         """(B,3,299,299) → (B,2048) pool features."""
         if self.transform_input:
             # torchvision's formula x*(std/0.5) + (mean-0.5)/0.5, meant for ImageNet-normalised
-            # input; the authors feed [0, 1] images (facts §8, §12.5).
+            # input; the authors feed [0, 1] images (fidelity §8, §12.5).
             mean = x.new_tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
             std = x.new_tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
             x = x * (std / 0.5) + (mean - 0.5) / 0.5

@@ -1,10 +1,10 @@
 """LPIPS (AlexNet backbone, v0.1 linear heads) in plain PyTorch.
 
 The authors score LPIPS with the ``lpips`` package, ``LPIPS(net='alex')`` on [0, 1] images with
-``normalize=True`` (facts §8).  That package needs torchvision and downloads its backbone, neither
-of which works here, so this module rebuilds the small network and reads the weights that ship with
-cfld (``cfld/assets/lpips/alex_v0.1.safetensors``, provenance in the NOTICE next to it) or a file
-given by the user.  Results match the real package to ~1e-8 (tests/test_metrics_lpips.py).
+``normalize=True`` (fidelity §8).  That package needs torchvision and downloads its backbone,
+neither of which works here, so this module rebuilds the small network and reads the weights that
+ship with cfld (``cfld/assets/lpips/alex_v0.1.safetensors``, provenance in the NOTICE next to it)
+or a file given by the user.  Results match the real package to ~1e-8 (tests/test_metrics_lpips.py).
 """
 
 from __future__ import annotations

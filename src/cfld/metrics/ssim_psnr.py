@@ -1,13 +1,13 @@
 """SSIM (both of the authors' variants) and PSNR, batched in torch.
 
-The CFLD authors score with scikit-image on one image at a time (facts §8):
+The CFLD authors score with scikit-image on one image at a time (fidelity §8):
 
 - ``ssim``: ``structural_similarity(gt, pred, data_range=1, win_size=51, channel_axis=0)`` —
   uniform 51x51 window, sample covariance, K1 0.01, K2 0.03, mean over the window-valid interior,
   averaged over channels.
 - ``ssim_256``: the same function on x255 arrays with ``gaussian_weights=True`` (sigma 1.5,
   truncate 3.5 -> 11x11), ``use_sample_covariance=False`` and ``data_range`` = max - min of the
-  PREDICTION x255 (per image; facts §8 and §12.6).
+  PREDICTION x255 (per image; fidelity §8 and §12.6).
 - ``psnr``: ``peak_signal_noise_ratio(gt, pred, data_range=1)`` per image.
 
 Here the same formulas run on whole batches with separable filters written as two small banded
@@ -100,7 +100,7 @@ def ssim(
     data_range: float = 1.0,
     dtype: torch.dtype = torch.float64,
 ) -> torch.Tensor:
-    """The authors' "SSIM": uniform 51x51 window, sample covariance (facts §8).
+    """The authors' "SSIM": uniform 51x51 window, sample covariance (fidelity §8).
 
     Equals ``skimage.metrics.structural_similarity(gt, pred, data_range=1, win_size=51,
     channel_axis=0)`` for every image of the batch.
@@ -130,7 +130,7 @@ def ssim_256(
 
     Equals ``structural_similarity(gt*255, pred*255, gaussian_weights=True, sigma=1.5,
     use_sample_covariance=False, data_range=(pred*255).max() - (pred*255).min(),
-    channel_axis=0)`` per image (facts §8).  A constant prediction has data range 0 and gives NaN
+    channel_axis=0)`` per image (fidelity §8).  A constant prediction has data range 0 and gives NaN
     where both windows are flat, as in scikit-image.
 
     Args:
@@ -145,7 +145,7 @@ def ssim_256(
     p = pred.to(dtype) * 255
     g = gt.to(dtype) * 255
     flat = p.flatten(1)  # (B, C*H*W)
-    r = flat.amax(dim=1) - flat.amin(dim=1)  # per-image range of the PREDICTION (facts §12.6)
+    r = flat.amax(dim=1) - flat.amin(dim=1)  # per-image range of the PREDICTION (fidelity §12.6)
     kernel = _gaussian_kernel(1.5, 3.5, dtype)  # 11 taps
     return _ssim_core(p, g, kernel, r, sample_covariance=False)
 

@@ -215,7 +215,7 @@ class CFLDModel(ModelMixin, ConfigMixin):
         self.appearance_encoder = HybridGranularityAttention(**app_cfg)
         self.pose_adapter = PoseAdapter(**pose_cfg)
         self.unet = build_unet(unet_cfg)
-        # Learnable "empty" prompt: N(0, 1) init as in the official code (facts §2.6).
+        # Learnable "empty" prompt: N(0, 1) init as in the official code (fidelity §2.6).
         self.uncond_prompt = nn.Parameter(
             torch.randn(1, dec_cfg["num_queries"], dec_cfg["dim"]))
         self._check_compatible()
@@ -362,7 +362,7 @@ class CFLDModel(ModelMixin, ConfigMixin):
 
     # ------------------------------------------------------------------ training helpers
     def trainable_parameters(self) -> list[nn.Parameter]:
-        """Parameters with ``requires_grad`` (the optimiser's single group, facts §6.3)."""
+        """Parameters with ``requires_grad`` (the optimiser's single group, fidelity §6.3)."""
         return [p for p in self.parameters() if p.requires_grad]
 
     def parameter_table(self) -> dict[str, int]:

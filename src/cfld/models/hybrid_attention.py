@@ -1,4 +1,4 @@
-"""Hybrid-granularity attention φ_A / H_A (paper §3.3, Eq. 4, Fig. 2c; facts §2.3).
+"""Hybrid-granularity attention φ_A / H_A (paper §3.3, Eq. 4, Fig. 2c; fidelity §2.3).
 
 The appearance encoder turns multi-scale source features f1, f2, f3 into one *query bias* per
 up-block cross-attention of the UNet.  Inside the UNet the bias is added to W_q·h before the
@@ -93,7 +93,7 @@ class HybridGranularityAttention(nn.Module):
         self.block_idx = [int(k) for k in block_idx]
         self.keys = [bias_key(k) for k in self.block_idx]
         # Which source stage feeds each branch: the official code advances to the next stage
-        # whenever the input width changes between consecutive branches (facts §2.3).
+        # whenever the input width changes between consecutive branches (fidelity §2.3).
         stages, stage = [], 0
         for i in range(n):
             if i > 0 and inner_dims[i] != inner_dims[i - 1]:
@@ -128,7 +128,7 @@ class HybridGranularityAttention(nn.Module):
             side = math.isqrt(length)
             if side * side != length:
                 raise ValueError(f"appearance encoder needs a square feature map, got {length} "
-                                 "tokens; use a square source image (facts §10)")
+                                 "tokens; use a square source image (fidelity §10)")
             x = tokens.transpose(1, 2).reshape(batch, channels, side, side)  # (B, C, H, W)
             x = self.zero_conv_ins[i](x)
             h, w = x.shape[-2:]
@@ -171,7 +171,7 @@ class QueryBiasAttnProcessor:
                 raise ValueError(
                     f"appearance bias {self.key} has {self.bias.shape[1]} tokens but the UNet "
                     f"layer has {length}: the latent size must match the one the model was built "
-                    "for (64×64 latents for a 256² source, facts §1)"
+                    "for (64×64 latents for a 256² source, fidelity §1)"
                 )
             query = query + self.bias.to(query.dtype)  # Eq. (4): W_q·h + B_l
         key = attn.to_k(context)
@@ -192,7 +192,7 @@ def unet_bias_layers(unet: nn.Module, block_idx: Sequence[int]) -> dict[int, Att
     """Return {block number k: attn2 module} for up block k // n, attention k % n.
 
     ``n`` is the number of attentions per up block (3 for SD-1.5: layers_per_block + 1), so
-    k = 3·i + j as in the official residual UNet (facts §2.5).
+    k = 3·i + j as in the official residual UNet (fidelity §2.5).
     """
     per_block = None
     for block in unet.up_blocks:

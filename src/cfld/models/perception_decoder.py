@@ -1,10 +1,10 @@
-"""Perception-refined decoder H_D (paper §3.2, Fig. 2b; facts §2.2).
+"""Perception-refined decoder H_D (paper §3.2, Fig. 2b; fidelity §2.2).
 
 Refines Q learnable queries against the deepest source-encoder features into the coarse-grained
 prompt c ∈ R^{Q×C} that replaces the text prompt of Stable Diffusion.
 
 Two details of the authors' code are reproduced literally because released checkpoints depend on
-them (facts §2.2, §11):
+them (fidelity §2.2, §11):
 
 * each block runs cross-attention FIRST (norm2/attn2), then self-attention (norm1/attn1), then a
   GEGLU feed-forward (norm3/ff) — parameter names follow diffusers' ``BasicTransformerBlock`` so
@@ -87,7 +87,7 @@ class PerceptionRefinedDecoder(nn.Module):
         self.query_feat = nn.Parameter(torch.empty(num_queries, dim))
         self.pos_embed = nn.Parameter(torch.empty(num_queries, dim))
         # Learnable position of the 8×8 key/value tokens (exists because the Swin's final
-        # LayerNorm is removed in the official code, facts §2.2).
+        # LayerNorm is removed in the official code, fidelity §2.2).
         self.kv_pos_embed = nn.Parameter(torch.empty(1, num_context_tokens, context_dim))
         self.blocks = nn.ModuleList(
             CrossFirstTransformerBlock(dim, num_heads, context_dim) for _ in range(depth)

@@ -1,4 +1,4 @@
-"""Pose adapter H_P (paper §3.1, Fig. 2a; facts §2.4).
+"""Pose adapter H_P (paper §3.1, Fig. 2a; fidelity §2.4).
 
 A light T2I-Adapter-style network: the 21-channel target-pose map is pixel-unshuffled to the
 latent resolution, then three ResNet levels produce one feature map per UNet down block 0–2.

@@ -2,7 +2,7 @@
 
 Real users have these weights locally (or reach the hub); our tests build small stand-ins in the
 same layouts.  The official code initialises H_S from ``swin_base_patch4_window12_384_22kto1k.pth``
-and H_N/VAE from Stable Diffusion 1.5 (facts §2.1, §2.5, §6.3).
+and H_N/VAE from Stable Diffusion 1.5 (fidelity §2.1, §2.5, §6.3).
 """
 
 from __future__ import annotations

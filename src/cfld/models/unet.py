@@ -1,4 +1,4 @@
-"""The denoising UNet H_N: stock diffusers SD-1.5 UNet, the CFLD freezing policy (facts §2.5).
+"""The denoising UNet H_N: stock diffusers SD-1.5 UNet, the CFLD freezing policy (fidelity §2.5).
 
 Nothing here subclasses the UNet: pose maps enter through diffusers' T2I-adapter path
 (``down_intrablock_additional_residuals``) and appearance biases through an attention processor

@@ -1,7 +1,7 @@
 """Appearance editing without training (paper §4.6, Fig. 6): style transfer by mask and
 interpolation of appearance between two sources.
 
-Style transfer (facts §9, the workable reading of the paper's formula): generate with the
+Style transfer (fidelity §9, the workable reading of the paper's formula): generate with the
 reference's pose and the *new* source's conditions; after every denoising step the latent
 outside the user mask m is replaced by the reference latent noised to the step just reached
 (Eq. 1), so only the masked region is restyled:

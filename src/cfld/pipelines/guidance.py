@@ -1,4 +1,4 @@
-"""Cumulative classifier-free guidance of CFLD (paper Eq. 7; facts §7.3).
+"""Cumulative classifier-free guidance of CFLD (paper Eq. 7; fidelity §7.3).
 
 A guidance type is a list of *branches* — which conditions one copy of z_t sees — and a
 combination of their noise predictions.  All branches of a step run in ONE batched UNet call.
@@ -31,7 +31,7 @@ class Branch:
 
 @dataclass(frozen=True)
 class GuidanceScales:
-    """The official scale names (all 2.0 by default, facts §7.3).
+    """The official scale names (all 2.0 by default, fidelity §7.3).
 
     Attributes:
         full: s_full (``FULL_GUIDANCE_SCALE``) — w_app of Eq. (7) in ``uc_down_full``.

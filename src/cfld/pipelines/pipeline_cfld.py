@@ -1,7 +1,7 @@
 """CFLDPipeline: pose-guided person image synthesis with any diffusers scheduler.
 
 One ``__call__`` with numbered steps (design §4.4).  Compared with the authors' sampler
-(facts §7): the conditions are computed once per image and reused at every step, all guidance
+(fidelity §7): the conditions are computed once per image and reused at every step, all guidance
 branches of a step run in one batched UNet call, nothing is deep-copied per step, the initial
 noise is scaled by the scheduler's ``init_noise_sigma`` (correct for Euler-type schedulers),
 and every random draw comes from the caller's ``generator``.
@@ -166,7 +166,7 @@ class CFLDPipeline(DiffusionPipeline):
 
         A bare model folder (config.json of a CFLDModel, no model_index.json) gets the
         scheduler from ``scheduler_config.json`` / ``scheduler/`` in it if present (loaded as
-        DDPM, as the authors do whatever class name the file records, facts §6.2), else the
+        DDPM, as the authors do whatever class name the file records, fidelity §6.2), else the
         authors' DDPM configuration; the VAE from ``vae/`` in it or the ``vae=`` argument.
         """
         folder = Path(pretrained_model_name_or_path)
@@ -307,7 +307,7 @@ class CFLDPipeline(DiffusionPipeline):
                                                                pose_estimator)
         batch = conditions.batch_size
         n_branches = len(guidance.branches)
-        # All guidance branches of a step go through the UNet as one batch (facts §7.3).
+        # All guidance branches of a step go through the UNet as one batch (fidelity §7.3).
         branched = branch_conditions(guidance, conditions, self.model.uncond_prompt)
         branched = branched.to(device=device, dtype=dtype)
 
@@ -359,7 +359,7 @@ class CFLDPipeline(DiffusionPipeline):
 
     # ------------------------------------------------------------------ helpers
     def decode_latents(self, latents: Tensor) -> Tensor:
-        """Latents → images (B, 3, H, W) in [0, 1] (x·0.5 + 0.5, clamped; facts §7.5)."""
+        """Latents → images (B, 3, H, W) in [0, 1] (x·0.5 + 0.5, clamped; fidelity §7.5)."""
         scale = float(self.vae.config.get("scaling_factor", 1.0))
         vae_dtype = next(iter(self.vae.parameters()), latents).dtype
         images = self.vae.decode(latents.to(vae_dtype) / scale).sample

@@ -3,7 +3,7 @@
 The default backend is MediaPipe Pose (``mediapipe==0.10.21``, the last release whose wheel
 ships its pose models; ``model_complexity=1`` runs without downloading anything).  Its 33
 BlazePose landmarks are mapped to the OpenPose COCO-18 order of the DeepFashion annotations
-(facts §5.1); the neck, absent from BlazePose, is the midpoint of the shoulders.
+(fidelity §5.1); the neck, absent from BlazePose, is the midpoint of the shoulders.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """COCO-18 keypoints (OpenPose order) as a small immutable value.
 
 Coordinates are stored as ``(y, x)`` pixel positions inside a ``frame=(H, W)``, like the
-DeepFashion annotation files (facts §5.1): 18 joints, ``-1`` marks a missing joint, and a joint
+DeepFashion annotation files (fidelity §5.1): 18 joints, ``-1`` marks a missing joint, and a joint
 is missing as soon as either of its coordinates is ``-1``.
 """
 
@@ -20,10 +20,10 @@ from cfld.sizes import check_size
 
 NUM_JOINTS = 18
 MISSING = -1.0
-# Frame of the DeepFashion annotation csv files (facts §5.1): 256 rows x 176 columns.
+# Frame of the DeepFashion annotation csv files (fidelity §5.1): 256 rows x 176 columns.
 DEEPFASHION_FRAME: tuple[int, int] = (256, 176)
 
-# OpenPose COCO-18 order (facts §5.1).  "R"/"L" are the person's own right/left.
+# OpenPose COCO-18 order (fidelity §5.1).  "R"/"L" are the person's own right/left.
 JOINT_NAMES: tuple[str, ...] = (
     "nose",
     "neck",
@@ -82,7 +82,7 @@ class Keypoints:
             raise ValueError(
                 "keypoint coordinates must be finite numbers (use -1 for a missing joint)"
             )
-        # facts §5.1: a joint is missing if either coordinate is -1; store both as -1.
+        # fidelity §5.1: a joint is missing if either coordinate is -1; store both as -1.
         missing = (arr == MISSING).any(axis=1)
         arr[missing] = MISSING
         present = ~missing
@@ -116,7 +116,7 @@ class Keypoints:
     def from_strings(
         cls, y_json: str, x_json: str, frame: Sequence[int] = DEEPFASHION_FRAME
     ) -> Keypoints:
-        """Parse the two JSON lists of a DeepFashion annotation row (facts §5.1).
+        """Parse the two JSON lists of a DeepFashion annotation row (fidelity §5.1).
 
         Args:
             y_json: JSON list of 18 y coordinates, e.g. ``"[12, 30, -1, ...]"``.
@@ -256,7 +256,7 @@ class Keypoints:
         h, w = self.frame
         out = self.coords.copy()
         p = self.present
-        # Multiply first, then divide (same order as the pose renderer, facts §5.4).
+        # Multiply first, then divide (same order as the pose renderer, fidelity §5.4).
         out[p, 0] = out[p, 0] * h2 / h
         out[p, 1] = out[p, 1] * w2 / w
         return Keypoints(out, (h2, w2))

@@ -1,6 +1,6 @@
 """Keypoints -> the authors' 21-channel pose tensor, and viewable skeleton images.
 
-Layout (facts §5.4): channels 0-2 are an OpenCV-drawn skeleton (anti-aliased bones, then
+Layout (fidelity §5.4): channels 0-2 are an OpenCV-drawn skeleton (anti-aliased bones, then
 joints) divided by 255; channels 3-20 are one Gaussian heatmap (sigma 6, peak 1) per joint.
 Keypoints are scaled from their frame to the canvas and truncated toward zero with ``int()``.
 """
@@ -20,7 +20,7 @@ from cfld.sizes import check_size
 NUM_POSE_CHANNELS = 3 + NUM_JOINTS
 HEATMAP_SIGMA = 6
 
-# Bones, drawn in this order (facts §5.4).
+# Bones, drawn in this order (fidelity §5.4).
 BONES: tuple[tuple[int, int], ...] = (
     (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10),
     (1, 11), (11, 12), (12, 13), (1, 0), (0, 14), (14, 16), (0, 15), (15, 17),
@@ -43,7 +43,7 @@ def canvas_positions(kp: Keypoints, size: Sequence[int]) -> list[tuple[int, int]
     """Integer canvas position ``(row, col)`` of every joint, ``None`` when missing.
 
     Scaling is y*H/frame_H and x*W/frame_W, then ``int()`` (truncation toward zero), as in the
-    authors' renderer (facts §5.4).
+    authors' renderer (fidelity §5.4).
 
     Args:
         kp: the keypoints.
@@ -73,7 +73,7 @@ def draw_skeleton(kp: Keypoints, size: Sequence[int]) -> np.ndarray:
     h, w = check_size(size, "size")
     pos = canvas_positions(kp, (h, w))
     canvas = np.zeros((h, w, 3), dtype=np.uint8)
-    # facts §5.4: every bone first (skipping those with a missing end), then every joint.
+    # fidelity §5.4: every bone first (skipping those with a missing end), then every joint.
     for (a, b), color in zip(BONES, BONE_COLORS):
         pa, pb = pos[a], pos[b]
         if pa is None or pb is None:
@@ -89,7 +89,7 @@ def draw_skeleton(kp: Keypoints, size: Sequence[int]) -> np.ndarray:
 def render_heatmaps(kp: Keypoints, size: Sequence[int], sigma: float = HEATMAP_SIGMA) -> np.ndarray:
     """One Gaussian heatmap per joint: ``exp(-((r-cy)^2 + (c-cx)^2) / (2 sigma^2))``.
 
-    Computed in float64 and stored as float32, peak 1, not normalised (facts §5.4); a missing
+    Computed in float64 and stored as float32, peak 1, not normalised (fidelity §5.4); a missing
     joint gives an all-zero map.
 
     Args:
@@ -113,7 +113,7 @@ def render_heatmaps(kp: Keypoints, size: Sequence[int], sigma: float = HEATMAP_S
 
 
 def render_pose_map(kp: Keypoints, size: Sequence[int]) -> np.ndarray:
-    """The authors' 21-channel pose tensor (facts §5.4) at any canvas size.
+    """The authors' 21-channel pose tensor (fidelity §5.4) at any canvas size.
 
     Args:
         kp: the keypoints (any frame; they are scaled to the canvas).

@@ -1,4 +1,4 @@
-"""Training configuration: one dataclass, every field defaulting to the official value (facts §6).
+"""Training configuration: one dataclass, every field defaulting to the authors' (fidelity §6).
 
 The resolved configuration is written as ``config.json`` into the output folder at the start of
 a run and stored in every checkpoint, so a run can be inspected and resumed.
@@ -23,7 +23,7 @@ TRAINABLE_CHOICES = ("official", "all")
 class TrainConfig:
     """Everything a training run needs.
 
-    Optimisation (facts §6.3): Adam, ``lr`` 1e-4, betas (0.9, 0.999), eps 1e-8, no weight decay,
+    Optimisation (fidelity §6.3): Adam, ``lr`` 1e-4, betas (0.9, 0.999), eps 1e-8, no weight decay,
     no gradient clipping; linear warm-up from ``warmup_rate``·lr over ``warmup_steps`` optimiser
     steps, then ×``decay_rate`` at each epoch of ``decay_epochs`` (per-iteration boundaries).
 
@@ -46,7 +46,7 @@ class TrainConfig:
         max_steps: Total optimiser steps (overrides ``epochs``).
         lr, adam_betas, adam_eps, weight_decay: Adam settings.
         fused_adam: Use torch's fused Adam kernel when the device supports it (same rule).
-        warmup_steps, warmup_rate, decay_epochs, decay_rate: LR schedule (facts §6.3).
+        warmup_steps, warmup_rate, decay_epochs, decay_rate: LR schedule (fidelity §6.3).
         drop_prob: Classifier-free dropout η (0.2).
         dropout: ``official`` (prompt only) or ``paper`` (prompt, biases and pose).
         cubic_sampling: Cubic timestep sampling (official) instead of uniform.

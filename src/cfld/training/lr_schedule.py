@@ -1,4 +1,4 @@
-"""The official learning-rate schedule (facts §6.3): linear warm-up, then step decay.
+"""The official learning-rate schedule (fidelity §6.3): linear warm-up, then step decay.
 
 For the 0-based optimiser step ``s`` (the LR in effect for the (s+1)-th update)::
 

@@ -1,4 +1,4 @@
-"""The training objective of CFLD (paper §3.4, Eq. 5–6; official code facts §6.1).
+"""The training objective of CFLD (paper §3.4, Eq. 5–6; official code fidelity §6.1).
 
 Each batch of B pairs becomes 2B UNet samples ``[reconstruction; transfer]``: the first half
 denoises the source image under the source pose (L_rec), the second half the target image under
@@ -8,7 +8,7 @@ The official loss is the mean squared ε error over all 2B samples, i.e. (L_rec 
 Classifier-free dropout (η = 20 %):
 
 * ``official`` (default): only the prompt is replaced by the learnable unconditional prompt,
-  independently per sample; pose maps and biases are never dropped (facts §6.1, §12.1).
+  independently per sample; pose maps and biases are never dropped (fidelity §6.1, §12.1).
 * ``paper``: the paper's joint dropout — dropped samples lose the source (learnable prompt AND
   zero biases) and the target pose (zero pose maps), the states the sampler's unconditional
   branch actually uses.
@@ -27,7 +27,7 @@ DROPOUT_MODES = ("official", "paper")
 
 
 def cubic_timesteps(u: Tensor, num_train_timesteps: int = 1000) -> Tensor:
-    """Cubic timestep sampling t = ⌊T·(1 − u³)⌋ ∈ [0, T−1], u ~ U[0, 1) (facts §6.1 step 3).
+    """Cubic timestep sampling t = ⌊T·(1 − u³)⌋ ∈ [0, T−1], u ~ U[0, 1) (fidelity §6.1 step 3).
 
     Heavily biased toward high noise: P(t ≥ 900) ≈ 0.46 for T = 1000.
     """
@@ -127,7 +127,7 @@ def training_step_loss(
     low_noise_fraction: float = 0.0,
     low_noise_max_t: int = 100,
 ) -> TrainingOutput:
-    """ε-MSE loss of one batch (facts §6.1), with every random draw passed in.
+    """ε-MSE loss of one batch (fidelity §6.1), with every random draw passed in.
 
     Args:
         model: The CFLD network (in train mode).
