@@ -17,14 +17,17 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from PIL import Image
 
-from cfld.pipelines.inputs import prepare_pose, prepare_source
+from cfld.pipelines.inputs import ImageLike, PoseLike, prepare_pose, prepare_source
 from cfld.pose.keypoints import Keypoints
+
+if TYPE_CHECKING:
+    from cfld.pipelines.pipeline_cfld import CFLDPipeline
 
 StepCallback = Callable[[int, int], None]
 
@@ -92,7 +95,7 @@ def load_pose_sequence(path: str | os.PathLike) -> list[Keypoints]:
     return parse_pose_sequence(data, where=str(p))
 
 
-def parse_pose_sequence(data: Any, where: str = "pose sequence") -> list[Keypoints]:
+def parse_pose_sequence(data: object, where: str = "pose sequence") -> list[Keypoints]:
     """Keypoints from already-parsed JSON (see :func:`load_pose_sequence`)."""
     if isinstance(data, dict) and "frames" in data:
         data = data["frames"]
@@ -120,14 +123,14 @@ def save_pose_sequence(poses: Sequence[Keypoints], path: str | os.PathLike) -> P
 
 @torch.no_grad()
 def animate(
-    pipe: Any,
-    source_image: Any,
-    poses: Sequence[Any] | str | os.PathLike,
+    pipe: CFLDPipeline,
+    source_image: ImageLike,
+    poses: Sequence[PoseLike] | str | os.PathLike,
     num_inference_steps: int = 50,
     generator: torch.Generator | None = None,
     on_step: StepCallback | None = None,
     **kwargs: Any,
-) -> list[Any]:
+) -> list[Image.Image | torch.Tensor]:
     """Generate the source person in every pose of a sequence, with the same initial noise.
 
     Args:

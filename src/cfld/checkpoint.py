@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 from torch import Tensor, nn
 
@@ -54,7 +53,7 @@ def load_state_strict(model: nn.Module, state: Mapping[str, Tensor], hint: str =
     model.load_state_dict(dict(state), strict=True, assign=assign)
 
 
-def atomic_save_dir(out_dir: str | os.PathLike, write: Any) -> Path:
+def atomic_save_dir(out_dir: str | os.PathLike, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp_dir)`` then move ``tmp_dir`` to ``out_dir`` (replacing it).
 
     A crash mid-write never leaves a half-written folder where a good one was.

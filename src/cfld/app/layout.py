@@ -202,7 +202,7 @@ def app_theme() -> gr.themes.Base:
 
 
 def launch_app(demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860,
-               **kwargs: Any) -> Any:
+               **kwargs: Any) -> object:
     """Launch ``demo`` locally: no share link, no analytics, upload size limit, system fonts."""
     mb = getattr(demo, "max_upload_mb", MAX_UPLOAD_MB)
     options: dict[str, Any] = dict(server_name=host, server_port=port, share=False,

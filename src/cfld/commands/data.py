@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `data` command and its sub-commands to the CLI."""
     p = subparsers.add_parser(
         "data", help="make, prepare and check data roots (DeepFashion format)"

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `pose` command to the CLI."""
     p = subparsers.add_parser("pose", help="estimate COCO-18 keypoints of the person in a photo")
     p.add_argument("image", help="photo of one person")

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 import torch
@@ -31,14 +31,24 @@ from PIL import Image
 from torch import Tensor
 
 from cfld.data.images import open_image
-from cfld.pipelines.inputs import keypoints_from_any, prepare_image
+from cfld.pipelines.inputs import ImageLike, PoseLike, keypoints_from_any, prepare_image
 from cfld.pose.masks import BODY_PARTS, part_mask
 from cfld.visualize import make_grid
 
+if TYPE_CHECKING:
+    from cfld.models.cfld import CFLDConditions
+    from cfld.pipelines.pipeline_cfld import CFLDPipeline
+
 StepCallback = Callable[[int, int], None]
+#: A user mask: a PNG path, a PIL image, an array or a tensor (white / 1 = restyle).
+MaskLike = Union[str, os.PathLike, Image.Image, np.ndarray, Tensor]
+#: Where to restyle: a mask, or body part names (a list or a comma-separated string).
+MaskOrParts = Union[MaskLike, Sequence[str]]
+#: What the pipeline returns as ``images``.
+Images = Union[list[Image.Image], np.ndarray, Tensor]
 
 
-def load_mask(mask: Any) -> np.ndarray:
+def load_mask(mask: MaskLike) -> np.ndarray:
     """A user mask → float array (H, W) in {0, 1}; 1 (white, or opaque paint) = restyle.
 
     Accepts a PNG path, a PIL image, a numpy array or a tensor.  An image with partial
@@ -65,7 +75,7 @@ def load_mask(mask: Any) -> np.ndarray:
     return (arr > thresh).astype(np.float32)
 
 
-def latent_mask(mask: Any, image_size: Sequence[int], latent_size: Sequence[int]) -> Tensor:
+def latent_mask(mask: MaskLike, image_size: Sequence[int], latent_size: Sequence[int]) -> Tensor:
     """A mask in any frame → (1, 1, h, w) latent mask in {0, 1}.
 
     The mask is squashed to the generated image size like the images (aspect not kept), then
@@ -79,7 +89,7 @@ def latent_mask(mask: Any, image_size: Sequence[int], latent_size: Sequence[int]
 
 
 # ----------------------------------------------------------------------------- images
-def reference_latents(pipe: Any, reference_image: Any) -> Tensor:
+def reference_latents(pipe: CFLDPipeline, reference_image: ImageLike) -> Tensor:
     """z_ref = E(y_ref) (scaled, the posterior mean) at the pipeline's generation size."""
     x = prepare_image(reference_image, pipe.image_size, "reference image")
     return pipe.encode_images(x)
@@ -101,16 +111,16 @@ def _progress_callback(on_step: StepCallback | None, total: int,
 
 # ----------------------------------------------------------------------------- style transfer
 def style_transfer(
-    pipe: Any,
-    reference_image: Any,
-    mask: Any,
-    new_source: Any,
+    pipe: CFLDPipeline,
+    reference_image: ImageLike,
+    mask: MaskOrParts,
+    new_source: ImageLike,
     num_inference_steps: int = 50,
     generator: torch.Generator | None = None,
-    reference_pose: Any = None,
+    reference_pose: PoseLike | None = None,
     on_step: StepCallback | None = None,
     **kwargs: Any,
-) -> Any:
+) -> Images:
     """Restyle the masked region of ``reference_image`` with the appearance of ``new_source``.
 
     Args:
@@ -166,7 +176,7 @@ def style_transfer(
     return out.images
 
 
-def _as_pose_input(image: Any) -> Any:
+def _as_pose_input(image: ImageLike) -> PoseLike:
     if isinstance(image, Tensor):
         raise ValueError("give reference_pose (keypoints) when the reference is a tensor")
     if isinstance(image, np.ndarray):
@@ -185,17 +195,17 @@ def interpolation_weights(n_frames: int) -> list[float]:
 
 
 def interpolate(
-    pipe: Any,
-    source_a: Any,
-    source_b: Any,
-    target_pose: Any,
+    pipe: CFLDPipeline,
+    source_a: ImageLike,
+    source_b: ImageLike,
+    target_pose: PoseLike,
     n_frames: int = 5,
     generator: torch.Generator | None = None,
     num_inference_steps: int = 50,
     weights: Sequence[float] | None = None,
     on_step: StepCallback | None = None,
     **kwargs: Any,
-) -> list[Any]:
+) -> list[Image.Image | Tensor]:
     """Frames whose appearance moves linearly from ``source_a`` to ``source_b`` (Fig. 6b).
 
     Every frame starts from the same generator state, so the frame at t = 0 (t = 1) equals a
@@ -225,8 +235,9 @@ def interpolate(
                    num_inference_steps, on_step, **kwargs)
 
 
-def _frames(pipe: Any, conditions: Sequence[Any], generator: torch.Generator | None,
-            num_inference_steps: int, on_step: StepCallback | None, **kwargs: Any) -> list[Any]:
+def _frames(pipe: CFLDPipeline, conditions: Sequence[CFLDConditions],
+            generator: torch.Generator | None, num_inference_steps: int,
+            on_step: StepCallback | None, **kwargs: Any) -> list[Image.Image | Tensor]:
     """One pipeline call per conditions, each from the same generator state (same noise)."""
     if generator is None:
         generator = torch.Generator(device=pipe._execution_device).manual_seed(0)

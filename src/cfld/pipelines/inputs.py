@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
 import torch
@@ -16,6 +16,9 @@ from torch import Tensor
 from cfld.data.images import INPUT_IMAGE_EXTENSIONS, image_to_signed, open_image
 from cfld.pose import Keypoints, render_pose_map
 from cfld.pose.render import JOINT_COLORS
+
+if TYPE_CHECKING:
+    from cfld.pose.estimate import PoseEstimator
 
 ImageLike = Union[Image.Image, Tensor, np.ndarray, str, os.PathLike]
 PoseLike = Union[Keypoints, Tensor, np.ndarray, Image.Image, str, os.PathLike, dict]
@@ -89,7 +92,7 @@ def keypoints_from_skeleton_image(image: Image.Image) -> Keypoints:
     return Keypoints(points, frame=(h, w))
 
 
-def keypoints_from_any(pose: Any, estimator: Any = None) -> Keypoints:
+def keypoints_from_any(pose: PoseLike, estimator: PoseEstimator | None = None) -> Keypoints:
     """Keypoints from Keypoints, a JSON path/dict, a skeleton image or a photo (estimated)."""
     if isinstance(pose, Keypoints):
         return pose
@@ -113,7 +116,7 @@ def keypoints_from_any(pose: Any, estimator: Any = None) -> Keypoints:
 
 
 def prepare_pose(pose: PoseLike | Sequence[PoseLike], size: tuple[int, int],
-                 channels: int = 21, estimator: Any = None) -> Tensor:
+                 channels: int = 21, estimator: PoseEstimator | None = None) -> Tensor:
     """Target pose(s) → (B, channels, H, W) pose map (the authors' 21-channel layout)."""
     if isinstance(pose, (list, tuple)) and not (
             len(pose) == 18 and all(isinstance(p, (list, tuple)) for p in pose)):

@@ -22,16 +22,18 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from diffusers import DDPMScheduler, DiffusionPipeline
+from diffusers import AutoencoderKL, DDPMScheduler, DiffusionPipeline
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 from torch import Tensor
 
 from cfld.models.cfld import CFLDConditions, CFLDModel
+from cfld.models.pixel_autoencoder import PixelUnshuffleAutoencoder
 from cfld.pipelines import speed
 from cfld.pipelines.geometry import (
     DEEPFASHION_ASPECT,
@@ -41,8 +43,17 @@ from cfld.pipelines.geometry import (
     resize_output,
 )
 from cfld.pipelines.guidance import GuidanceScales, branch_conditions, get_guidance
-from cfld.pipelines.inputs import broadcast_batch, prepare_pose, prepare_source
+from cfld.pipelines.inputs import (
+    ImageLike,
+    PoseLike,
+    broadcast_batch,
+    prepare_pose,
+    prepare_source,
+)
 from cfld.pipelines.schedulers import OFFICIAL_SCHEDULER_CONFIG, official_scheduler
+
+if TYPE_CHECKING:
+    from cfld.pose.estimate import PoseEstimator
 
 #: Default of ``__call__(autocast=...)``: use the setting of :meth:`CFLDPipeline.enable_autocast`.
 _PIPELINE_SETTING: Any = "pipeline"
@@ -77,7 +88,8 @@ class CFLDPipeline(DiffusionPipeline):
     model_cpu_offload_seq = "model->vae"
     _optional_components = ["vae"]
 
-    def __init__(self, model: CFLDModel, scheduler: Any, vae: Any = None,
+    def __init__(self, model: CFLDModel, scheduler: SchedulerMixin,
+                 vae: AutoencoderKL | PixelUnshuffleAutoencoder | None = None,
                  output_size: list[int] | None = None) -> None:
         super().__init__()
         self.register_modules(model=model, scheduler=scheduler, vae=vae)
@@ -218,8 +230,10 @@ class CFLDPipeline(DiffusionPipeline):
 
     # ------------------------------------------------------------------ conditions
     @torch.no_grad()
-    def encode_conditions(self, source_image: Any, target_pose: Any,
-                          pose_estimator: Any = None) -> tuple[CFLDConditions, Tensor]:
+    def encode_conditions(self, source_image: ImageLike | Sequence[ImageLike],
+                          target_pose: PoseLike | Sequence[PoseLike],
+                          pose_estimator: PoseEstimator | None = None
+                          ) -> tuple[CFLDConditions, Tensor]:
         """Conditions (computed once per image) and the pose maps used."""
         device, dtype = self._execution_device, self.model.dtype
         source = prepare_source(source_image, self.model.source_size)
@@ -233,8 +247,8 @@ class CFLDPipeline(DiffusionPipeline):
     @torch.no_grad()
     def __call__(
         self,
-        source_image: Any = None,
-        target_pose: Any = None,
+        source_image: ImageLike | Sequence[ImageLike] | None = None,
+        target_pose: PoseLike | Sequence[PoseLike] | None = None,
         num_inference_steps: int = 50,
         guidance_type: str = "uc_down_full",
         scale_pose: float = 2.0,
@@ -249,7 +263,7 @@ class CFLDPipeline(DiffusionPipeline):
         conditions: CFLDConditions | None = None,
         eta: float = 0.0,
         callback_on_step_end: Callable[..., dict[str, Tensor] | None] | None = None,
-        pose_estimator: Any = None,
+        pose_estimator: PoseEstimator | None = None,
         return_dict: bool = True,
         autocast: str | torch.dtype | None = _PIPELINE_SETTING,
     ) -> CFLDPipelineOutput | tuple:
@@ -346,7 +360,7 @@ class CFLDPipeline(DiffusionPipeline):
 
         # 5. Decode and resize to the evaluation size.
         if output_type == "latent":
-            images: Any = latents
+            images: list[Image.Image] | np.ndarray | Tensor = latents
         else:
             with speed.autocast_context(device, amp):
                 images = self.decode_latents(latents)
@@ -377,7 +391,7 @@ class CFLDPipeline(DiffusionPipeline):
         return z.to(self.model.dtype) * scale
 
     @staticmethod
-    def postprocess(images: Tensor, output_type: str) -> Any:
+    def postprocess(images: Tensor, output_type: str) -> list[Image.Image] | np.ndarray | Tensor:
         """Images in [0, 1] → PIL (authors' truncating uint8), numpy or tensor."""
         if output_type == "pt":
             return images

@@ -161,7 +161,7 @@ def is_compiled(module: nn.Module) -> bool:
 
 
 # --------------------------------------------------------------------------- VAE memory
-def set_vae_memory_mode(vae: Any, *, slicing: bool | None = None,
+def set_vae_memory_mode(vae: nn.Module | None, *, slicing: bool | None = None,
                         tiling: bool | None = None) -> bool:
     """Switch diffusers' VAE slicing/tiling; returns False if the VAE has no such mode.
 

@@ -8,7 +8,7 @@ Keypoints are scaled from their frame to the canvas and truncated toward zero wi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -16,6 +16,9 @@ from PIL import Image
 
 from cfld.pose.keypoints import NUM_JOINTS, Keypoints
 from cfld.sizes import check_size
+
+if TYPE_CHECKING:
+    import torch
 
 NUM_POSE_CHANNELS = 3 + NUM_JOINTS
 HEATMAP_SIGMA = 6
@@ -140,7 +143,7 @@ def render_skeleton_image(kp: Keypoints, size: Sequence[int] | None = None) -> I
     return Image.fromarray(draw_skeleton(kp, kp.frame if size is None else size), mode="RGB")
 
 
-def pose_map_to_image(pose: Any, heatmaps: bool = True) -> Image.Image:
+def pose_map_to_image(pose: np.ndarray | torch.Tensor, heatmaps: bool = True) -> Image.Image:
     """Turn a 21-channel pose map (numpy array or torch tensor) back into a viewable image.
 
     Args:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import torch
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
@@ -408,7 +409,8 @@ def _checkpoint(run: _Run) -> Path:
 
 
 def export_model(out_dir: str | os.PathLike, model: nn.Module, vae: nn.Module,
-                 noise_scheduler: Any, output_size: tuple[int, int] | None = None) -> Path:
+                 noise_scheduler: SchedulerMixin, output_size: tuple[int, int] | None = None
+                 ) -> Path:
     """Write the inference folder atomically: the pipeline's ``save_pretrained`` (``model/``,
     ``vae/``, ``scheduler/``, ``model_index.json``)."""
     from cfld.pipelines.pipeline_cfld import CFLDPipeline

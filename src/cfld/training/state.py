@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
+from torch.optim.lr_scheduler import LRScheduler
 
 from cfld.checkpoint import atomic_save_dir
 
@@ -141,7 +142,7 @@ def resolve_resume(resume: str | os.PathLike, run_dir: str | os.PathLike) -> Pat
 
 
 def save_checkpoint(run_dir: str | os.PathLike, *, model: nn.Module,
-                    optimizer: torch.optim.Optimizer, scheduler: Any,
+                    optimizer: torch.optim.Optimizer, scheduler: LRScheduler,
                     position: TrainPosition, rng_states: list[dict[str, Any]],
                     fingerprint: list[float], config: dict[str, Any],
                     extra: dict[str, Any] | None = None, keep: int = 3) -> Path:
