@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from cfld.animation import animate, gallery_poses, interpolate_poses, parse_pose_sequence, save_gif
-from cfld.app.uploads import MAX_UPLOAD_MB, Uploads
+from cfld.app.uploads import MAX_UPLOAD_MB, Upload, Uploads
 from cfld.pipelines.editing import image_strip, interpolate, style_transfer
 from cfld.pipelines.guidance import get_guidance
 from cfld.pipelines.inputs import keypoints_from_any
@@ -92,8 +92,8 @@ class AppHandlers:
                   scale_app=float(scale_app), guidance_type=self.guidance_type)
         return kw, g
 
-    def target_pose(self, gallery_name: str | None, pose_photo: Any,
-                    pose_json: Any) -> Keypoints:
+    def target_pose(self, gallery_name: str | None, pose_photo: Upload,
+                    pose_json: str | None) -> Keypoints:
         """The uploaded keypoint JSON, else the pose of the uploaded photo, else the gallery's."""
         if pose_json is not None:
             try:
@@ -110,7 +110,7 @@ class AppHandlers:
             raise gr.Error("pick a gallery pose, or upload a pose photo or a keypoint JSON")
         return self.gallery[gallery_name]
 
-    def reference_pose(self, reference: Image.Image, pose_json: Any) -> Keypoints:
+    def reference_pose(self, reference: Image.Image, pose_json: str | None) -> Keypoints:
         """The reference's uploaded keypoints, else its estimated pose."""
         if pose_json is not None:
             return Keypoints.from_json(self.uploads.json(pose_json, "reference keypoints"))
@@ -122,8 +122,8 @@ class AppHandlers:
 
     # ---------------------------------------------------------------- buttons
     @user_errors
-    def preview_pose(self, gallery_name: str | None, pose_photo: Any = None,
-                     pose_json: Any = None) -> Image.Image | None:
+    def preview_pose(self, gallery_name: str | None, pose_photo: Upload = None,
+                     pose_json: str | None = None) -> Image.Image | None:
         """The skeleton of the chosen target pose (None while nothing valid is chosen)."""
         try:
             return render_skeleton_image(self.target_pose(gallery_name, pose_photo, pose_json))
@@ -131,10 +131,10 @@ class AppHandlers:
             return None
 
     @user_errors
-    def run_generate(self, source: Any, gallery_name: str, pose_photo: Any, pose_json: Any,
-                     steps: float, scale_pose: float, scale_app: float, seed: float,
-                     scheduler: str, progress: gr.Progress = gr.Progress()
-                     ) -> tuple[Image.Image, Image.Image]:
+    def run_generate(self, source: Upload, gallery_name: str, pose_photo: Upload,
+                     pose_json: str | None, steps: float, scale_pose: float,
+                     scale_app: float, seed: float, scheduler: str,
+                     progress: gr.Progress = gr.Progress()) -> tuple[Image.Image, Image.Image]:
         """Pose transfer: (result, target skeleton)."""
         src = self.uploads.image(source, "source photo")
         kp = self.target_pose(gallery_name, pose_photo, pose_json)
@@ -147,8 +147,8 @@ class AppHandlers:
         return image, render_skeleton_image(kp, self.skeleton_size)
 
     @user_errors
-    def run_style(self, editor: dict[str, Any] | None, mask_upload: Any, parts: list[str],
-                  ref_pose_json: Any, new_source: Any, steps: float, scale_pose: float,
+    def run_style(self, editor: dict[str, Any] | None, mask_upload: str | None, parts: list[str],
+                  ref_pose_json: str | None, new_source: Upload, steps: float, scale_pose: float,
                   scale_app: float, seed: float, scheduler: str,
                   progress: gr.Progress = gr.Progress()) -> tuple[Image.Image, Image.Image]:
         """Style transfer by mask: (result, mask used)."""
@@ -170,9 +170,10 @@ class AppHandlers:
         return image, mask
 
     @user_errors
-    def run_interpolate(self, source_a: Any, source_b: Any, gallery_name: str, pose_json: Any,
-                        frames: float, steps: float, scale_pose: float, scale_app: float,
-                        seed: float, scheduler: str, progress: gr.Progress = gr.Progress()
+    def run_interpolate(self, source_a: Upload, source_b: Upload, gallery_name: str,
+                        pose_json: str | None, frames: float, steps: float,
+                        scale_pose: float, scale_app: float, seed: float, scheduler: str,
+                        progress: gr.Progress = gr.Progress()
                         ) -> tuple[Image.Image, list[Image.Image]]:
         """Appearance interpolation: (strip, frames)."""
         a = self.uploads.image(source_a, "source A")
@@ -185,10 +186,10 @@ class AppHandlers:
         return image_strip(images), images
 
     @user_errors
-    def run_animate(self, source: Any, sequence_json: Any, start: str, end: str, frames: float,
-                    fps: float, steps: float, scale_pose: float, scale_app: float, seed: float,
-                    scheduler: str, progress: gr.Progress = gr.Progress()
-                    ) -> tuple[str, list[Image.Image]]:
+    def run_animate(self, source: Upload, sequence_json: str | None, start: str, end: str,
+                    frames: float, fps: float, steps: float, scale_pose: float,
+                    scale_app: float, seed: float, scheduler: str,
+                    progress: gr.Progress = gr.Progress()) -> tuple[str, list[Image.Image]]:
         """Animation through a pose sequence: (GIF path, frames)."""
         src = self.uploads.image(source, "source photo")
         if sequence_json is not None:

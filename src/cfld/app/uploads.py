@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import gradio as gr
 import numpy as np
 from PIL import Image
 
 from cfld.data.images import IMAGE_EXTENSIONS, open_image
+
+#: What a Gradio component hands over: a file path (``type="filepath"``), a PIL image, an array,
+#: or None when nothing was uploaded.
+Upload = Union[str, os.PathLike, Image.Image, np.ndarray, None]
 
 #: Uploads larger than this are refused (also enforced by the server, see ``launch_app``).
 MAX_UPLOAD_MB = 10
@@ -46,7 +50,7 @@ class Uploads:
         except ValueError as err:
             raise gr.Error(f"{what}: {err}") from None
 
-    def image(self, value: Any, what: str, required: bool = True) -> Image.Image | None:
+    def image(self, value: Upload, what: str, required: bool = True) -> Image.Image | None:
         """An uploaded image (file path, PIL or array) → RGB PIL, or a gr.Error."""
         if value is None:
             if required:
@@ -58,7 +62,7 @@ class Uploads:
             return Image.fromarray(value.astype(np.uint8)).convert("RGB")
         return self._open(value, what, "RGB")
 
-    def json(self, value: Any, what: str) -> Any:
+    def json(self, value: str | os.PathLike, what: str) -> object:
         """An uploaded JSON file → its value, or a gr.Error."""
         p = self._size(value, what)
         if p.suffix.lower() != ".json":
@@ -68,7 +72,8 @@ class Uploads:
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise gr.Error(f"{what} is not valid JSON ({err})") from None
 
-    def mask(self, editor: dict[str, Any] | None, upload: Any) -> Image.Image | None:
+    def mask(self, editor: dict[str, Any] | None,
+             upload: str | os.PathLike | None) -> Image.Image | None:
         """The uploaded mask image, else the mask painted on the editor's layers (or None)."""
         if upload is not None:
             return self._open(upload, "the mask", None)
@@ -95,4 +100,4 @@ class Uploads:
         return Image.fromarray(painted.astype(np.uint8) * 255)
 
 
-__all__ = ["IMAGE_TYPES", "MAX_IMAGE_SIDE", "MAX_UPLOAD_MB", "Uploads"]
+__all__ = ["IMAGE_TYPES", "Upload", "MAX_IMAGE_SIDE", "MAX_UPLOAD_MB", "Uploads"]
