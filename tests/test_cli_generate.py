@@ -39,6 +39,20 @@ def test_generate_single(model_dir, root, tmp_path):
     first = Image.open(out)
     assert first.size == (88, 128)
     assert (tmp_path / "out_grid.png").is_file()
+    # the file is the pipeline's image for these settings (DDIM, 2 steps, Eq. 7 at 2/2, seed 0)
+    import numpy as np
+    import torch
+    from diffusers import DDIMScheduler
+
+    from cfld import CFLDPipeline
+
+    pipe = CFLDPipeline.from_pretrained(model_dir)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    want = pipe(str(root / TEST_DIR / src), str(tmp_path / "kp.json"), num_inference_steps=2,
+                guidance_type="uc_down_full", scale_pose=2.0, scale_app=2.0,
+                generator=torch.Generator().manual_seed(0)).images[0]
+    assert np.array_equal(np.asarray(first), np.asarray(want))
     first = first.copy()
     assert main(args) == 0  # same seed, same bytes
     assert list(first.getdata()) == list(Image.open(out).getdata())

@@ -113,7 +113,7 @@ def test_batched_branches_equal_separate_calls(tiny):
     torch.testing.assert_close(batched, separate, rtol=1e-5, atol=1e-5)
 
 
-def test_lerp_endpoints(tiny):
+def test_lerp_is_linear_in_prompt_and_biases(tiny):
     src, pose, _, _ = inputs()
     with torch.no_grad():
         a = tiny.encode(src, pose)
@@ -121,6 +121,14 @@ def test_lerp_endpoints(tiny):
     assert torch.equal(a.lerp(b, 0.0).prompt, a.prompt)
     assert torch.allclose(a.lerp(b, 1.0).app_biases["block_3_cross_attn_q"],
                           b.app_biases["block_3_cross_attn_q"])
+    # in between: (1 - w)·a + w·b for the prompt and every bias; the pose stays a's
+    w = 0.3
+    mid = a.lerp(b, w)
+    torch.testing.assert_close(mid.prompt, (1 - w) * a.prompt + w * b.prompt)
+    assert set(mid.app_biases) == set(a.app_biases)
+    for key, bias in mid.app_biases.items():
+        torch.testing.assert_close(bias, (1 - w) * a.app_biases[key] + w * b.app_biases[key])
+    assert all(m is p for m, p in zip(mid.pose_residuals, a.pose_residuals))
 
 
 def test_save_and_load_roundtrip(tiny, tmp_path):
