@@ -215,12 +215,9 @@ def launch_app(demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860
 
 def load_default_pipeline(model: str | None = None, vae: str | None = None,
                           device: str | None = None) -> CFLDPipeline:
-    """``model`` (folder or hub id), else the shipped small model, with a clear error."""
-    try:
-        from cfld.shipped import load_pipeline
-    except ImportError:
-        raise FileNotFoundError("no model given and this installation has no shipped model "
-                                "(cfld.shipped); pass --model DIR") from None
+    """``model`` (folder or hub id), else the shipped small model."""
+    from cfld.shipped import load_pipeline
+
     return load_pipeline(model, vae, None, device)
 
 
