@@ -29,7 +29,7 @@ MODEL_WEIGHTS = Path("model") / "model" / "diffusion_pytorch_model.safetensors"
 @pytest.fixture(autouse=True)
 def _torch_threads():
     """Overrides conftest's 2 threads: on 2 shared cores, 2 OpenMP threads made these small
-    training steps 10-50× slower whenever another process was busy (measured)."""
+    training steps much slower whenever another process was busy (seen, not stored)."""
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
