@@ -49,10 +49,6 @@ JOINT_NAMES: tuple[str, ...] = (
 FLIP_PERMUTATION: tuple[int, ...] = (0, 1, 5, 6, 7, 2, 3, 4, 11, 12, 13, 8, 9, 10, 15, 14, 17, 16)
 
 
-# Kept for modules that still import the old private name.
-_check_frame = check_size
-
-
 @dataclass(frozen=True, eq=False)
 class Keypoints:
     """18 COCO keypoints of one person, in ``(y, x)`` pixel coordinates of ``frame``.
