@@ -32,6 +32,10 @@ _LAZY: dict[str, str] = {
     "DEFAULT_ERODE": "cfld.metrics.parts",
     "swapped_sources": "cfld.metrics.appearance",
     "person_key": "cfld.metrics.appearance",
+    "PairBatch": "cfld.metrics.scoring",
+    "PairMetric": "cfld.metrics.scoring",
+    "Scores": "cfld.metrics.scoring",
+    "score_batches": "cfld.metrics.scoring",
     "evaluate_folder": "cfld.metrics.evaluate",
     "format_table": "cfld.metrics.evaluate",
 }
