@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,10 +22,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Estimate keypoints and write them as JSON (and optionally a skeleton image)."""
-    from cfld.data.deepfashion import load_image
+    from cfld.data.images import load_image
     from cfld.pose.estimate import estimate_keypoints, get_estimator
     from cfld.pose.render import render_skeleton_image
     from cfld.sizes import parse_size
+    from cfld.visualize import save_image_atomic
 
     frame = parse_size(args.frame) if args.frame else None
     image = load_image(args.image)
@@ -35,9 +35,5 @@ def run(args: argparse.Namespace) -> int:
     h, w = kp.frame
     print(f"wrote {int(kp.present.sum())}/18 joints in frame {h}x{w} to {args.out}")
     if args.skeleton:
-        out = Path(args.skeleton)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp.png")
-        render_skeleton_image(kp).save(tmp)
-        tmp.replace(out)
+        save_image_atomic(render_skeleton_image(kp), args.skeleton)
     return 0
