@@ -99,7 +99,7 @@ def test_demo_with_a_model_folder(model_dir, tmp_path):
                  "2", "--steps", "1"]) == 0
     metrics = json.loads((tmp_path / "demo" / "metrics.json").read_text())
     assert metrics["num_pairs"] == 2
-    for key in ("model", "copy_source"):
-        assert set(metrics[key]) == {"ssim", "psnr", "silhouette_iou"}
+    for key in ("model", "copy_source", "swapped_source"):
+        assert set(metrics[key]) == {"ssim", "psnr", "silhouette_iou", "part_colour_error"}
     grid = Image.open(tmp_path / "demo" / "grid.png")
     assert grid.width > 4 * 88

@@ -83,5 +83,6 @@ def test_demo_writes_grid_and_metrics(tmp_path):
     metrics = run_demo(tmp_path / "demo", num_pairs=3)
     saved = json.loads((tmp_path / "demo" / "metrics.json").read_text())
     assert saved["num_pairs"] == 3 == metrics["num_pairs"]
-    assert set(saved["model"]) == {"ssim", "psnr", "silhouette_iou"}
+    for key in ("model", "copy_source", "swapped_source"):
+        assert set(saved[key]) == {"ssim", "psnr", "silhouette_iou", "part_colour_error"}
     assert (tmp_path / "demo" / "grid.png").stat().st_size > 1000

@@ -22,7 +22,16 @@ from PIL import Image
 from cfld.data.formats import ANNOTATION_TEST, PAIRS_TEST, TEST_DIR, read_annotations, read_pairs
 from cfld.data.images import load_image, load_label_map, to_tensor
 from cfld.data.synthetic import PARTS_DIRS
-from cfld.metrics.scoring import PSNR, SILHOUETTE_IOU, SSIM, PairBatch, PairMetric, score_batches
+from cfld.metrics.appearance import swapped_sources
+from cfld.metrics.scoring import (
+    PART_COLOUR_ERROR,
+    PSNR,
+    SILHOUETTE_IOU,
+    SSIM,
+    PairBatch,
+    PairMetric,
+    score_batches,
+)
 from cfld.pose.render import render_skeleton_image
 
 if TYPE_CHECKING:
@@ -67,6 +76,11 @@ class HeldOutResult:
     def copy_source(self) -> PairScores:
         return self.methods["copy_source"]
 
+    @property
+    def swapped_source(self) -> PairScores | None:
+        """The swapped-source control (None when it was not generated)."""
+        return self.methods.get("swapped_source")
+
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {name: scores.as_dict() for name, scores in self.methods.items()}
         out["num_pairs"] = self.num_pairs
@@ -74,7 +88,7 @@ class HeldOutResult:
 
 
 #: What :func:`score_pairs` reports for every method (append to score more).
-HELD_OUT_METRICS: list[PairMetric] = [SSIM, PSNR, SILHOUETTE_IOU]
+HELD_OUT_METRICS: list[PairMetric] = [SSIM, PSNR, SILHOUETTE_IOU, PART_COLOUR_ERROR]
 
 
 def make_held_out_root(out_dir: str | Path, num_people: int, size: tuple[int, int] = (128, 88),
@@ -103,9 +117,13 @@ def evaluation_pairs(root: str | Path, num_pairs: int) -> list[tuple[str, str]]:
 
 def held_out_batches(pipe: CFLDPipeline, root: str | Path, pairs: Sequence[tuple[str, str]],
                      num_inference_steps: int = 20, seed: int = 0, batch_size: int = 8,
-                     **pipe_kwargs: Any) -> Iterator[PairBatch]:
+                     swapped_source: bool = True, **pipe_kwargs: Any) -> Iterator[PairBatch]:
     """Generate ``pairs`` of a procedural root batch by batch, as :class:`PairBatch` values with
-    the methods ``model`` and ``copy_source`` (the source image as the answer).
+    the methods ``model``, ``copy_source`` (the source image as the answer) and, with
+    ``swapped_source``, ``swapped_source``: the same target poses and the same initial and step
+    noise, generated from ANOTHER person's source (:func:`cfld.metrics.appearance.swapped_sources`).
+    A model that carries the source's appearance scores far worse on that control; one that only
+    draws "a person in this pose" scores the same.
 
     Each batch's generator is seeded with ``seed + start`` (the batch's first pair index), so
     results do not depend on what else is generated.  ``extras`` carries the PIL images
@@ -115,27 +133,32 @@ def held_out_batches(pipe: CFLDPipeline, root: str | Path, pairs: Sequence[tuple
     annotations = read_annotations(root / ANNOTATION_TEST)
     size = tuple(pipe.default_output_size)
     parts_dir = root / PARTS_DIRS["test"]
+    others = swapped_sources(pairs) if swapped_source else None
     for start in range(0, len(pairs), batch_size):
         chunk = list(pairs[start:start + batch_size])
         sources = [load_image(root / TEST_DIR / s) for s, _ in chunk]
-        g = torch.Generator().manual_seed(seed + start)
         poses = [annotations[t] for _, t in chunk]
-        out = pipe(sources, poses, generator=g, num_inference_steps=num_inference_steps,
-                   output_type="pil", **pipe_kwargs)
-        generated = torch.stack([to_tensor(im) for im in out.images])
+        out = pipe(sources, poses, generator=torch.Generator().manual_seed(seed + start),
+                   num_inference_steps=num_inference_steps, output_type="pil", **pipe_kwargs)
+        predictions = {"model": torch.stack([to_tensor(im) for im in out.images])}
+        predictions["copy_source"] = torch.stack(
+            [to_tensor(load_image(root / TEST_DIR / s, size)) for s, _ in chunk])
+        if others is not None:
+            swapped = [load_image(root / TEST_DIR / o) for o in others[start:start + batch_size]]
+            alt = pipe(swapped, poses, generator=torch.Generator().manual_seed(seed + start),
+                       num_inference_steps=num_inference_steps, output_type="pil", **pipe_kwargs)
+            predictions["swapped_source"] = torch.stack([to_tensor(im) for im in alt.images])
         gt = torch.stack([to_tensor(load_image(root / TEST_DIR / t, size)) for _, t in chunk])
-        copy = torch.stack([to_tensor(load_image(root / TEST_DIR / s, size)) for s, _ in chunk])
         parts = torch.stack([load_label_map(parts_dir / (Path(t).stem + ".png"), size)
                              for _, t in chunk])
-        yield PairBatch(gt=gt, predictions={"model": generated, "copy_source": copy},
-                        parts=parts, pairs=chunk,
+        yield PairBatch(gt=gt, predictions=predictions, parts=parts, pairs=chunk,
                         extras={"sources": sources, "generated": out.images, "poses": poses})
 
 
 def score_pairs(pipe: CFLDPipeline, root: str | Path, num_pairs: int,
                 num_inference_steps: int = 20, seed: int = 0, batch_size: int = 8,
                 grid_rows: int = 0, progress: bool = False,
-                metrics: Sequence[PairMetric] | None = None,
+                metrics: Sequence[PairMetric] | None = None, swapped_source: bool = True,
                 **pipe_kwargs: Any) -> HeldOutResult:
     """Generate the first ``num_pairs`` test pairs of ``root`` and score model and baseline.
 
@@ -159,7 +182,7 @@ def score_pairs(pipe: CFLDPipeline, root: str | Path, num_pairs: int,
                              batch.extras["generated"][i], load_image(root / TEST_DIR / t, size)])
 
     batches: Iterable[PairBatch] = held_out_batches(pipe, root, pairs, num_inference_steps, seed,
-                                                    batch_size, **pipe_kwargs)
+                                                    batch_size, swapped_source, **pipe_kwargs)
     if progress:
         from tqdm import tqdm
 

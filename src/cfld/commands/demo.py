@@ -17,12 +17,20 @@ def run(args: argparse.Namespace) -> int:
     metrics = run_demo(args.out, num_pairs=args.pairs, num_inference_steps=args.steps,
                        scheduler=args.scheduler, seed=args.seed, model=args.model,
                        source=args.source, pose=args.pose)
-    m, c = metrics["model"], metrics["copy_source"]
     print(f"{metrics['num_pairs']} unseen procedural pairs, "
           f"{metrics['settings']['scheduler']} {metrics['settings']['steps']} steps")
-    print(f"  {'':<12} {'SSIM':>7} {'PSNR':>7} {'sil. IoU':>9}")
-    print(f"  {'model':<12} {m['ssim']:7.4f} {m['psnr']:7.2f} {m['silhouette_iou']:9.4f}")
-    print(f"  {'copy source':<12} {c['ssim']:7.4f} {c['psnr']:7.2f} {c['silhouette_iou']:9.4f}")
+    print(f"  {'':<15} {'SSIM':>7} {'PSNR':>7} {'sil. IoU':>9} {'part colour err':>16}")
+    for key, label in (("model", "model"), ("swapped_source", "swapped source"),
+                       ("copy_source", "copy source")):
+        if key in metrics:
+            m = metrics[key]
+            print(f"  {label:<15} {m['ssim']:7.4f} {m['psnr']:7.2f} {m['silhouette_iou']:9.4f} "
+                  f"{m['part_colour_error']:16.4f}")
+    if "swapped_source" in metrics:
+        true, other = metrics["model"], metrics["swapped_source"]
+        ratio = true["part_colour_error"] / other["part_colour_error"]
+        print(f"  part colour error with the true source = {ratio:.2f} x with another person's "
+              "source (lower: the model carries the source's appearance)")
     print(f"wrote {args.out}/grid.png (source | target pose | generated | ground truth) and "
           f"{args.out}/metrics.json in {time.perf_counter() - t0:.1f} s")
     if args.json:
