@@ -98,6 +98,13 @@ def test_pairs_are_hard(root: Path) -> None:
     # Copying the source is a poor answer: source and target silhouettes overlap little.
     iou = pair_silhouette_iou(root, "train")
     assert 0.0 < iou < 0.5
+    # ... and the figure is the mean per-pair IoU of the part maps, written out
+    ious = []
+    for src, tgt in read_pairs(root / "fasion-resize-pairs-train.csv"):
+        a, b = (np.asarray(Image.open(root / "train_parts" / (Path(n).stem + ".png"))) > 0
+                for n in (src, tgt))
+        ious.append((a & b).sum() / (a | b).sum())
+    assert iou == pytest.approx(float(np.mean(ious)), abs=1e-12)
     assert pair_silhouette_iou(root, "test") < 0.5
     with pytest.raises(ValueError, match="split"):
         pair_silhouette_iou(root, "val")
