@@ -109,6 +109,10 @@ MUTATIONS: list[Mutation] = [
              "result = pipe(source, pose, generator=torch.Generator().manual_seed(seed + 1), **pipe_kwargs)",
              ("tests/test_cli_generate.py::test_generate_single",),
              "`cfld generate` samples with another seed than --seed (the old test only compared two runs)"),
+    Mutation("pair_iou_over_target_area", "src/cfld/data/synthetic_root.py",
+             "union = np.logical_or(sa, sb).sum()", "union = sb.sum()",
+             ("tests/test_data_synthetic.py::test_pairs_are_hard",),
+             "the pair difficulty divides by the target's area (the old 0 < IoU < 0.5 passed)"),
     # ---------------------------------------------------------------- editing
     Mutation("lerp_prompt_squared_weight", "src/cfld/models/cfld.py",
              "return CFLDConditions(torch.lerp(self.prompt, other.prompt, weight),",
@@ -164,12 +168,12 @@ MUTATIONS: list[Mutation] = [
              "        images = images[..., o:o + w]\n"
              "    return F.interpolate(images, size=tuple(size), mode=\"bicubic\", antialias=True,",
              ("tests/test_evaluate.py::test_square_outputs_are_squashed_and_truncated",),
-             "square outputs are centre-cropped to the aspect instead of squashed (the old 0.5 < SSIM < 1 passed)"),
+             "square outputs are centre-cropped to the aspect instead of squashed"),
     Mutation("eval_rounding_not_truncation", "src/cfld/pipelines/geometry.py",
              "return (images * 255).clamp(0, 255).to(torch.uint8)",
              "return (images * 255).round().clamp(0, 255).to(torch.uint8)",
              ("tests/test_evaluate.py::test_square_outputs_are_squashed_and_truncated",),
-             "generated images rounded to 8 bits instead of truncated"),
+             "generated images rounded to 8 bits instead of truncated (the old 0.5 < SSIM < 1 passed)"),
     # ---------------------------------------------------------------- shipped model, benchmarks
     Mutation("shipped_model_degraded", "src/cfld/shipped.py",
              "        pipe = load_shipped_pipeline()\n    else:",
@@ -281,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("ids", nargs="*", help="mutation ids (default: all)")
     parser.add_argument("--list", action="store_true")
     parser.add_argument("--timeout", type=int, default=600)
+    parser.add_argument("--doc", type=Path, default=None,
+                        help="also write the table and every exact mutation to this markdown "
+                             "file (tests/MUTATIONS.md)")
     args = parser.parse_args(argv)
     chosen = [m for m in MUTATIONS if not args.ids or m.id in args.ids]
     if args.list:
@@ -290,15 +297,48 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(args.ids) - {m.id for m in MUTATIONS}
     if unknown:
         parser.error(f"unknown mutation id(s): {sorted(unknown)}")
-    bad = 0
+    bad, results = 0, []
     print("| mutation | file | result | tests (pytest summary) | s |")
     print("|---|---|---|---|---|")
     for m in chosen:
         r = run(m, args.timeout)
+        results.append((m, r))
         bad += r["result"] != "caught"
         print(f"| `{m.id}`: {m.what} | {r.get('file', '—')} | {r['result']} | "
               f"{r.get('summary', '')} | {r['seconds']} |", flush=True)
+    if args.doc:
+        args.doc.write_text(_doc(results))
     return 1 if bad else 0
+
+
+def _doc(results: list[tuple[Mutation, dict]]) -> str:
+    """tests/MUTATIONS.md: the table, then each mutation's exact text and guarding tests."""
+    caught = sum(r["result"] == "caught" for _, r in results)
+    lines = [
+        "# Mutations: each rewritten test fails when the behaviour it names is broken",
+        "",
+        "Written by `CFLD_TEST_THREADS=1 .venv/bin/python scripts/mutation_check.py --doc "
+        "tests/MUTATIONS.md`",
+        f"({time.strftime('%Y-%m-%d', time.gmtime())}): each mutation replaces one exact piece "
+        "of text in a copy of the repository, then runs the tests listed under it against that "
+        "copy (with `CFLD_REQUIRE_ALL=1`). \"caught\" = pytest exited 1: at least one of them "
+        "failed.",
+        "",
+        f"**{caught} of {len(results)} mutations caught.**",
+        "",
+        "| mutation | file | result | pytest summary |",
+        "|---|---|---|---|",
+    ]
+    for m, r in results:
+        lines.append(f"| `{m.id}`: {m.what} | `{r.get('file', m.file)}` | {r['result']} | "
+                     f"{r.get('summary', '')} |")
+    lines += ["", "## The exact mutations", ""]
+    for m, r in results:
+        lines += [f"### `{m.id}`", "", m.what + ".", "", f"In `{r.get('file', m.file)}`, "
+                  "replace", "", "```python", m.old, "```", "", "with", "", "```python", m.new,
+                  "```", "", "Guarding tests: " + ", ".join(f"`{t}`" for t in m.tests)
+                  + f" — **{r['result']}** ({r.get('summary', '')}).", ""]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
