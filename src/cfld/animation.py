@@ -53,8 +53,9 @@ def interpolate_poses(start: Keypoints, end: Keypoints, n_frames: int) -> list[K
     A joint missing at either end is missing in between (``end`` is rescaled to ``start``'s
     frame first).
     """
-    if n_frames < 2:
-        raise ValueError(f"need at least 2 frames, got {n_frames}")
+    from cfld.checks.numbers import FRAMES
+
+    n_frames = int(FRAMES.check(n_frames, "n_frames"))
     end = end.rescale(start.frame) if end.frame != start.frame else end
     both = start.present & end.present
     out = []
@@ -85,14 +86,19 @@ def load_pose_sequence(path: str | os.PathLike) -> list[Keypoints]:
         files = sorted(f for f in p.iterdir() if f.suffix.lower() == ".json" and f.is_file())
         if not files:
             raise ValueError(f"no keypoint .json files in {p}")
+        _check_frame_count(len(files), str(p))
         return [Keypoints.from_json(f) for f in files]
-    if not p.is_file():
-        raise FileNotFoundError(f"pose sequence not found: {p}")
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{p} is not valid JSON: {err}") from None
-    return parse_pose_sequence(data, where=str(p))
+    from cfld.checks.files import read_json
+
+    return parse_pose_sequence(read_json(p, "pose sequence"), where=str(p))
+
+
+def _check_frame_count(n: int, where: str) -> None:
+    from cfld.checks.numbers import MAX_FRAMES
+
+    if n > MAX_FRAMES:
+        raise ValueError(f"{where} has {n} poses; the limit is {MAX_FRAMES} frames per animation "
+                         "(each frame is a full generation); split the sequence")
 
 
 def parse_pose_sequence(data: object, where: str = "pose sequence") -> list[Keypoints]:
@@ -104,6 +110,7 @@ def parse_pose_sequence(data: object, where: str = "pose sequence") -> list[Keyp
     if not isinstance(data, list) or not data:
         raise ValueError(f"{where} must be {{\"frames\": [...]}} or a non-empty list of "
                          "{\"frame\": [H, W], \"keypoints\": [[y, x], ...]} objects")
+    _check_frame_count(len(data), where)
     out = []
     for i, item in enumerate(data):
         try:
@@ -115,10 +122,9 @@ def parse_pose_sequence(data: object, where: str = "pose sequence") -> list[Keyp
 
 def save_pose_sequence(poses: Sequence[Keypoints], path: str | os.PathLike) -> Path:
     """Write poses as one ``{"frames": [...]}`` JSON file."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(json.dumps({"frames": [kp.to_dict() for kp in poses]}) + "\n")
-    return p
+    from cfld.checkpoint import write_text_atomic
+
+    return write_text_atomic(path, json.dumps({"frames": [kp.to_dict() for kp in poses]}) + "\n")
 
 
 @torch.no_grad()
@@ -151,6 +157,14 @@ def animate(
     poses = list(poses)
     if not poses:
         raise ValueError("the pose sequence is empty")
+    _check_frame_count(len(poses), "the pose sequence")
+    from cfld.checks.sampling import check_call_kwargs
+    from cfld.pipelines.inputs import keypoints_from_any
+
+    check_call_kwargs(num_inference_steps, kwargs)
+    # Every pose is checked (and photos estimated) before the first frame is generated.
+    poses = [p if isinstance(p, (torch.Tensor, np.ndarray)) else
+             keypoints_from_any(p).require_joints(what=f"pose {k}") for k, p in enumerate(poses)]
     device, dtype = pipe._execution_device, pipe.model.dtype
     # The source's prompt and biases once; only the pose adapter runs per frame.
     source = prepare_source(source_image, pipe.model.source_size).to(device, dtype)
@@ -184,16 +198,11 @@ def animate(
 def save_frames(frames: Sequence[Image.Image], out_dir: str | os.PathLike,
                 prefix: str = "frame") -> list[Path]:
     """Write frames as ``OUT/frame_0000.png``, ``frame_0001.png``, … (atomically)."""
+    from cfld.visualize import save_image_atomic
+
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i, frame in enumerate(frames):
-        path = out / f"{prefix}_{i:04d}.png"
-        tmp = path.with_name(f".{path.name}.tmp.png")
-        frame.save(tmp)
-        tmp.replace(path)
-        paths.append(path)
-    return paths
+    return [save_image_atomic(frame, out / f"{prefix}_{i:04d}.png")
+            for i, frame in enumerate(frames)]
 
 
 def save_gif(frames: Sequence[Image.Image], path: str | os.PathLike, fps: float = 8.0,
@@ -203,20 +212,20 @@ def save_gif(frames: Sequence[Image.Image], path: str | os.PathLike, fps: float 
         raise ValueError(f"fps must be positive, got {fps}")
     if not frames:
         raise ValueError("no frames to write")
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp.gif")
+    from cfld.checks.writes import atomic_file
+
     rgb = [f.convert("RGB") for f in frames]
-    try:
-        import imageio.v3 as iio
-    except ImportError:  # imageio is an optional extra (cfld[app]); Pillow writes GIFs too
-        rgb[0].save(tmp, format="GIF", save_all=True, append_images=rgb[1:],
-                    duration=round(1000.0 / fps), loop=loop)
-    else:
-        arrays = np.stack([np.asarray(f) for f in rgb])  # (N, H, W, 3)
-        iio.imwrite(tmp, arrays, extension=".gif", duration=1000.0 / fps, loop=loop)
-    tmp.replace(p)
-    return p
+    with atomic_file(path) as fh:
+        try:
+            import imageio.v3 as iio
+        except ImportError:  # imageio is an optional extra (cfld[app]); Pillow writes GIFs too
+            rgb[0].save(fh, format="GIF", save_all=True, append_images=rgb[1:],
+                        duration=round(1000.0 / fps), loop=loop)
+        else:
+            arrays = np.stack([np.asarray(f) for f in rgb])  # (N, H, W, 3)
+            fh.write(iio.imwrite("<bytes>", arrays, extension=".gif", duration=1000.0 / fps,
+                                 loop=loop))
+    return Path(path)
 
 
 def save_video(frames: Sequence[Image.Image], path: str | os.PathLike, fps: float = 8.0,
@@ -240,8 +249,11 @@ def save_video(frames: Sequence[Image.Image], path: str | os.PathLike, fps: floa
     p = Path(path)
     if p.suffix.lower() != ".mp4":
         raise ValueError(f"{p} must end in .mp4")
+    from cfld.checks.writes import clean_stale_temps, finish_temp, temp_path
+
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.stem}.tmp.mp4")  # cv2 picks the container from the extension
+    clean_stale_temps(p.parent)
+    tmp = temp_path(p, keep_suffix=True)  # cv2 picks the container from the extension
     writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), size)
     try:
         if not writer.isOpened():
@@ -254,8 +266,7 @@ def save_video(frames: Sequence[Image.Image], path: str | os.PathLike, fps: floa
     if not tmp.is_file() or tmp.stat().st_size == 0:
         tmp.unlink(missing_ok=True)
         raise ValueError(f"OpenCV wrote no video to {p}; write a GIF instead")
-    tmp.replace(p)
-    return p
+    return finish_temp(tmp, p)
 
 
 __all__ = ["POSE_GALLERY_DIR", "animate", "gallery_poses", "interpolate_poses",

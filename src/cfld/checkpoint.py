@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from torch import Tensor, nn
+
+from cfld.checks import writes
+from cfld.checks.writes import atomic_dir
 
 WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
 
@@ -56,47 +57,21 @@ def load_state_strict(model: nn.Module, state: Mapping[str, Tensor], hint: str =
 def atomic_save_dir(out_dir: str | os.PathLike, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp_dir)`` then move ``tmp_dir`` to ``out_dir`` (replacing it).
 
-    A crash mid-write never leaves a half-written folder where a good one was.
+    A crash mid-write never leaves a half-written folder where a good one was
+    (:func:`cfld.checks.writes.atomic_dir`).
     """
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp.", dir=out.parent))
-    os.chmod(tmp, 0o755)  # mkdtemp makes 0700 folders; a model folder is meant to be shared
-    try:
-        write(tmp)
-        if out.exists():
-            backup = out.with_name(f".{out.name}.old")
-            if backup.exists():
-                shutil.rmtree(backup)
-            os.replace(out, backup)
-            os.replace(tmp, out)
-            shutil.rmtree(backup)
-        else:
-            os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return out
+    return atomic_dir(out_dir, write)
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to a temporary file beside ``path``, then rename it into place.
 
-    A crash mid-write never leaves a truncated file where a good one was.
+    A crash mid-write never leaves a truncated file where a good one was; the file gets the
+    umask's permissions (:mod:`cfld.checks.writes`).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return writes.write_bytes_atomic(path, data)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     """UTF-8 text version of :func:`write_bytes_atomic`."""
-    return write_bytes_atomic(path, text.encode("utf-8"))
+    return writes.write_text_atomic(path, text)

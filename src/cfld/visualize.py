@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,23 +10,20 @@ import numpy as np
 from PIL import Image, ImageDraw
 from torch import Tensor
 
+from cfld.checks.outputs import IMAGE_FORMATS, OutputError
+from cfld.checks.writes import atomic_file
+
 
 def save_image_atomic(image: Image.Image, path: str | os.PathLike) -> Path:
-    """Write ``image`` to a temporary file beside ``path`` then rename it into place."""
+    """Write ``image`` to a temporary file beside ``path`` then rename it into place (the
+    umask's permissions; see :mod:`cfld.checks.writes`)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".gif": "GIF",
-           ".webp": "WEBP"}.get(path.suffix.lower())
+    fmt = IMAGE_FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise ValueError(f"unsupported output image type {path.suffix!r}; use .png or .jpg")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            image.save(f, format=fmt)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        raise OutputError(f"unsupported output image type {path.suffix or '(none)'!r} for {path}; "
+                          f"use one of {', '.join(sorted(IMAGE_FORMATS))}")
+    with atomic_file(path) as fh:
+        image.save(fh, format=fmt)
     return path
 
 

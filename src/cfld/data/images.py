@@ -12,13 +12,15 @@ kept (fidelity §5.3).
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
+from cfld.checks.files import input_file
 from cfld.data.formats import DataError
 from cfld.sizes import check_size
 
@@ -26,6 +28,8 @@ from cfld.sizes import check_size
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 #: What users may pass as an input image (pose photos and skeletons too).
 INPUT_IMAGE_EXTENSIONS: tuple[str, ...] = (*IMAGE_EXTENSIONS, ".tif", ".tiff")
+#: Most pixels of an image we decode (a 48-megapixel phone photo passes; bombs do not).
+MAX_IMAGE_PIXELS = 64_000_000
 
 # PIL's decode errors (a truncated JPEG raises OSError, a bad header UnidentifiedImageError).
 _DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError,
@@ -39,35 +43,83 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
 
 
 def open_image(path: str | os.PathLike, mode: str | None = "RGB",
-               max_side: int | None = None) -> Image.Image:
-    """Open an image file, fully decoded, with a clear error for missing or broken files.
+               max_side: int | None = None, max_pixels: int = MAX_IMAGE_PIXELS,
+               what: str = "image") -> Image.Image:
+    """Open an image file once, fully decoded, upright and in ``mode``, with clear errors.
+
+    * The EXIF orientation is applied (a phone photo stored sideways comes out upright).
+    * Any mode and bit depth is converted by value: 16-bit and 32-bit greys are scaled to
+      8 bits (not clipped to white), transparency is composited on white.
+    * The pixel count is checked from the header, before decoding (decompression bombs).
 
     Args:
         path: The image file.
-        mode: Convert to this PIL mode (``None`` keeps the file's mode, e.g. for masks).
-        max_side: Refuse images with a longer side (a guard against decompression bombs).
+        mode: Convert to this PIL mode (``None`` keeps the file's mode, e.g. for masks; 16-bit
+            greys still become 8-bit ``L``).
+        max_side: Refuse images with a longer side.
+        max_pixels: Refuse images with more pixels (default :data:`MAX_IMAGE_PIXELS`).
+        what: The image's name in messages (e.g. ``"source image"``).
 
     Raises:
         FileNotFoundError: The file does not exist.
-        DataError: The file is not a readable image, or is larger than ``max_side``.
+        DataError: A folder, not a readable image, or larger than the limits.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"image not found: {p}")
     try:
-        with Image.open(p) as img:
-            if max_side is not None and max(img.size) > max_side:
-                raise DataError(f"{p} is {img.size[0]}×{img.size[1]} pixels; the limit is "
-                                f"{max_side} on a side")
-            if mode is None:
+        p = input_file(path, what)
+    except ValueError as err:
+        raise DataError(str(err)) from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(p) as img:
+                check_image_size(img.size, p, max_side, max_pixels)
                 img.load()
-                return img.copy()
-            return img.convert(mode)
+                return convert_image(ImageOps.exif_transpose(img), mode)
+    except DataError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise DataError(f"{p} was refused as a decompression bomb ({err}); give an image below "
+                        f"{max_pixels / 1e6:.0f} megapixels") from None
     except _DECODE_ERRORS as err:
-        if isinstance(err, DataError):
-            raise
-        raise DataError(f"cannot read image {p}: not a readable image ({err}); re-copy or "
+        raise DataError(f"cannot read {what} {p}: not a readable image ({err}); re-copy or "
                         "remove this file") from None
+
+
+def check_image_size(size: Sequence[int], where: object, max_side: int | None = None,
+                     max_pixels: int = MAX_IMAGE_PIXELS) -> None:
+    """Refuse a ``(W, H)`` image above the limits (checked before decoding)."""
+    w, h = size
+    if max_side is not None and max(w, h) > max_side:
+        raise DataError(f"{where} is {w}×{h} pixels; the limit is {max_side} on a side; resize "
+                        "it first")
+    if w * h > max_pixels:
+        raise DataError(f"{where} is {w}×{h} pixels ({w * h / 1e6:.0f} megapixels); the limit is "
+                        f"{max_pixels / 1e6:.0f} megapixels (a guard against decompression "
+                        "bombs); resize it first")
+
+
+def convert_image(img: Image.Image, mode: str | None = "RGB") -> Image.Image:
+    """``img`` in ``mode`` by value: high bit-depth greys scaled to 8 bits, alpha composited on
+    white, palettes expanded (``None`` keeps 8-bit modes, scales the others to ``L``)."""
+    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        if img.mode.startswith("I;16"):
+            scale = 65535.0
+        elif img.mode == "F":
+            scale = 1.0 if arr.size and np.nanmax(arr) <= 1.0 else 255.0
+        else:  # 32-bit integers: 16-bit data (PNG) unless every value fits 8 bits
+            scale = 65535.0 if arr.size and arr.max() > 255 else 255.0
+        arr = np.nan_to_num(arr, nan=0.0)
+        img = Image.fromarray(np.clip(np.round(arr / scale * 255), 0, 255).astype(np.uint8), "L")
+    if mode is None:
+        return img.copy()
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") and mode in ("RGB", "L"):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba)
+    return img.convert(mode) if img.mode != mode else img.copy()
 
 
 def image_problem(path: str | os.PathLike, decode: bool = True) -> str | None:
@@ -106,7 +158,7 @@ def load_image(path: str | os.PathLike, size: Sequence[int] | None = None) -> Im
 def to_tensor(image: Image.Image) -> torch.Tensor:
     """PIL image → float32 ``(3, H, W)`` in [0, 1] (torchvision ``ToTensor`` arithmetic)."""
     if image.mode != "RGB":
-        image = image.convert("RGB")
+        image = convert_image(image, "RGB")
     arr = np.asarray(image, dtype=np.uint8)  # (H, W, 3)
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div(255)  # (3, H, W)
 
@@ -128,7 +180,8 @@ def load_label_map(path: str | os.PathLike, size: Sequence[int]) -> torch.Tensor
         return torch.from_numpy(np.asarray(im.resize((w, h), Image.NEAREST), dtype=np.int64))
 
 
-__all__ = ["IMAGE_EXTENSIONS", "INPUT_IMAGE_EXTENSIONS", "image_problem", "image_to_signed",
+__all__ = ["IMAGE_EXTENSIONS", "INPUT_IMAGE_EXTENSIONS", "MAX_IMAGE_PIXELS", "check_image_size",
+           "convert_image", "image_problem", "image_to_signed",
            "list_images",
            "load_image", "load_label_map", "open_image", "resize_image", "to_signed",
            "to_tensor"]

@@ -27,10 +27,10 @@ from typing import Any
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
-from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from cfld.checkpoint import WEIGHTS_NAME, load_state_strict
+from cfld.checks.models import build_from_config, check_config_file, load_safetensors
 from cfld.models.hybrid_attention import (
     DEFAULT_BLOCK_IDX,
     HybridGranularityAttention,
@@ -340,12 +340,10 @@ class CFLDModel(ModelMixin, ConfigMixin):
                     f"{path.name} not found in {folder}; expected a model folder written by "
                     "`cfld convert` or `save_pretrained` (config.json + "
                     f"{WEIGHTS_NAME})")
-        config = cls.load_config(folder)
-        if config.get("_class_name", cls.__name__) != cls.__name__:
-            raise ValueError(f"{folder} holds a {config['_class_name']}, not a {cls.__name__}")
+        config = check_config_file(config_path, "model config", cls.__name__)
         with torch.device("meta"):
-            model = cls.from_config(config)
-        state = load_file(str(weights))
+            model = build_from_config(cls, config, config_path)
+        state = load_safetensors(weights, "model weights")
         if torch_dtype is not None:  # cast the tensors, not the module: no double copy
             state = {k: v.to(torch_dtype) if v.is_floating_point() else v
                      for k, v in state.items()}

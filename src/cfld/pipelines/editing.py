@@ -55,8 +55,16 @@ def load_mask(mask: MaskLike) -> np.ndarray:
     transparency (a drawing layer, e.g. from the web app's editor) counts its opaque pixels;
     otherwise brightness > 50 % counts.
     """
+    out = _binary_mask(mask)
+    if not out.any():
+        raise ValueError("the mask is empty (no white or painted pixels), so nothing would be "
+                         "restyled; paint or mark the region to change")
+    return out
+
+
+def _binary_mask(mask: MaskLike) -> np.ndarray:
     if isinstance(mask, (str, os.PathLike)):
-        mask = open_image(mask, mode=None)
+        mask = open_image(mask, mode=None, what="mask")
     if isinstance(mask, Image.Image):
         if mask.mode in ("RGBA", "LA", "PA") or (mask.mode == "P" and "transparency"
                                                  in mask.info):
@@ -66,11 +74,17 @@ def load_mask(mask: MaskLike) -> np.ndarray:
         return (np.asarray(mask.convert("L")) > 127).astype(np.float32)
     if isinstance(mask, Tensor):
         mask = mask.detach().cpu().float().numpy()
-    arr = np.asarray(mask, dtype=np.float32)
+    try:
+        arr = np.asarray(mask, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise ValueError(f"unsupported mask type {type(mask).__name__}; give an image path, a "
+                         "PIL image, an array or a tensor") from None
     if arr.ndim == 3:
         arr = arr.max(axis=-1) if arr.shape[-1] in (1, 3, 4) else arr.max(axis=0)
-    if arr.ndim != 2:
+    if arr.ndim != 2 or arr.size == 0:
         raise ValueError(f"mask must be a 2-D image, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError("mask holds NaN or inf; give values in [0, 1] or 0..255")
     thresh = 127.0 if arr.max() > 1.0 else 0.5
     return (arr > thresh).astype(np.float32)
 
@@ -143,6 +157,9 @@ def style_transfer(
     if pipe.vae is None:
         raise ValueError("style transfer needs the pipeline's autoencoder to encode the "
                          "reference image")
+    from cfld.checks.sampling import check_call_kwargs
+
+    check_call_kwargs(num_inference_steps, kwargs)
     kp = keypoints_from_any(reference_pose if reference_pose is not None else
                             _as_pose_input(reference_image))
     _, h, w = pipe.latent_shape
@@ -187,8 +204,9 @@ def _as_pose_input(image: ImageLike) -> PoseLike:
 # ----------------------------------------------------------------------------- interpolation
 def interpolation_weights(n_frames: int) -> list[float]:
     """t = linspace(0, 1, N) (N ≥ 2; N = 1 gives [0])."""
-    if n_frames < 1:
-        raise ValueError(f"need at least 1 frame, got {n_frames}")
+    from cfld.checks.numbers import MAX_FRAMES, Number
+
+    n_frames = int(Number("n_frames", integer=True, lo=1, hi=MAX_FRAMES).check(n_frames))
     if n_frames == 1:
         return [0.0]
     return [i / (n_frames - 1) for i in range(n_frames)]
@@ -226,13 +244,37 @@ def interpolate(
     Returns:
         One image per frame (the pipeline's output type, first image of each call).
     """
-    ts = list(weights) if weights is not None else interpolation_weights(n_frames)
+    from cfld.checks.numbers import MAX_FRAMES, Number
+    from cfld.checks.sampling import check_call_kwargs
+
+    if weights is not None:
+        if len(weights) > MAX_FRAMES:
+            raise ValueError(f"{len(weights)} interpolation weights; the limit is {MAX_FRAMES}")
+        ts = list(Number("interpolation weight").check_all(list(weights), "weights"))
+    else:
+        ts = interpolation_weights(n_frames)
+    check_call_kwargs(num_inference_steps, kwargs)
     cond_a, _ = pipe.encode_conditions(source_a, target_pose)
     cond_b, _ = pipe.encode_conditions(source_b, target_pose)
     if cond_a.batch_size != 1 or cond_b.batch_size != 1:
         raise ValueError("interpolate takes one image per source and one target pose")
-    return _frames(pipe, [cond_a.lerp(cond_b, float(t)) for t in ts], generator,
-                   num_inference_steps, on_step, **kwargs)
+    # The frames' conditions are made one at a time (all at once would hold every frame's
+    # biases in memory).
+    lerped = _Lerped(cond_a, cond_b, ts)
+    return _frames(pipe, lerped, generator, num_inference_steps, on_step, **kwargs)
+
+
+class _Lerped(Sequence):
+    """``a.lerp(b, t)`` for each t, computed when indexed."""
+
+    def __init__(self, a: CFLDConditions, b: CFLDConditions, ts: Sequence[float]) -> None:
+        self.a, self.b, self.ts = a, b, list(ts)
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def __getitem__(self, i: int) -> CFLDConditions:  # type: ignore[override]
+        return self.a.lerp(self.b, float(self.ts[i]))
 
 
 def _frames(pipe: CFLDPipeline, conditions: Sequence[CFLDConditions],

@@ -17,7 +17,6 @@ attention runs PyTorch SDPA).
 from __future__ import annotations
 
 import inspect
-import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,7 +31,9 @@ from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 from torch import Tensor
 
-from cfld.models.cfld import CFLDConditions, CFLDModel
+from cfld.checks.models import check_config_file, check_pipeline_folder
+from cfld.checks.sampling import check_sampling
+from cfld.models.cfld import CFLDConditions, CFLDModel, _resolve_folder
 from cfld.models.pixel_autoencoder import PixelUnshuffleAutoencoder
 from cfld.pipelines import speed
 from cfld.pipelines.geometry import (
@@ -181,9 +182,11 @@ class CFLDPipeline(DiffusionPipeline):
         DDPM, as the authors do whatever class name the file records, fidelity §6.2), else the
         authors' DDPM configuration; the VAE from ``vae/`` in it or the ``vae=`` argument.
         """
-        folder = Path(pretrained_model_name_or_path)
-        if (folder / "model_index.json").is_file() or not (folder / "config.json").is_file():
-            return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        # Every file is checked (and model_index.json's class names against an allow-list)
+        # before diffusers imports anything it names; a hub id is fetched first.
+        folder = check_pipeline_folder(_resolve_folder(pretrained_model_name_or_path, None))
+        if (folder / "model_index.json").is_file():
+            return super().from_pretrained(os.fspath(folder), **kwargs)
         model = CFLDModel.from_pretrained(folder, torch_dtype=kwargs.pop("torch_dtype", None))
         scheduler = kwargs.pop("scheduler", None) or _scheduler_from_folder(folder)
         vae = kwargs.pop("vae", None)
@@ -303,6 +306,9 @@ class CFLDPipeline(DiffusionPipeline):
         amp = speed.resolve_autocast(self._autocast if autocast is _PIPELINE_SETTING
                                      else autocast, device)
         guidance = get_guidance(guidance_type)
+        checked = check_sampling(num_inference_steps, scale_pose, scale_app, guidance_scale,
+                                 guidance_scales, eta, output_size, keep_square)
+        num_inference_steps, output_size = checked["num_inference_steps"], checked["output_size"]
         scales = _scales(scale_pose, scale_app, guidance_scale, guidance_scales)
         if output_type not in ("pil", "np", "pt", "latent"):
             raise ValueError(f"output_type must be pil, np, pt or latent, got {output_type!r}")
@@ -335,8 +341,9 @@ class CFLDPipeline(DiffusionPipeline):
             latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
             latents = latents * self.scheduler.init_noise_sigma
         else:
-            if tuple(latents.shape) != shape:
-                raise ValueError(f"latents must have shape {shape}, got {tuple(latents.shape)}")
+            if tuple(latents.shape) != shape or not bool(torch.isfinite(latents).all()):
+                raise ValueError(f"latents must have shape {shape} and finite values, got "
+                                 f"{tuple(latents.shape)}")
             latents = latents.to(device=device, dtype=dtype)
         step_kwargs = self._step_kwargs(generator, eta)
 
@@ -430,8 +437,7 @@ def _scales(scale_pose: float, scale_app: float, guidance_scale: float | None,
 def _scheduler_from_folder(folder: Path) -> DDPMScheduler:
     for path in (folder / "scheduler_config.json", folder / "scheduler" / "scheduler_config.json"):
         if path.is_file():
-            config = json.loads(path.read_text())
-            return DDPMScheduler.from_config(config)
+            return DDPMScheduler.from_config(check_config_file(path, "scheduler config"))
     return official_scheduler()
 
 

@@ -45,6 +45,9 @@ JOINT_NAMES: tuple[str, ...] = (
     "left_ear",
 )
 
+#: Fewest present joints of a pose used to generate (fewer cannot place a person).
+MIN_POSE_JOINTS = 2
+
 # Index of the mirrored joint: a horizontal flip turns the person's right side into the left.
 FLIP_PERMUTATION: tuple[int, ...] = (0, 1, 5, 6, 7, 2, 3, 4, 11, 12, 13, 8, 9, 10, 15, 14, 17, 16)
 
@@ -169,23 +172,28 @@ class Keypoints:
         if isinstance(source, Mapping):
             data = source
         else:
-            path = Path(source)
-            where = str(path)
-            if not path.is_file():
-                raise FileNotFoundError(f"keypoint file not found: {path}")
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path} is not valid JSON: {err}") from None
+            from cfld.checks.files import read_json
+
+            where = str(Path(source))
+            data = read_json(source, "keypoint file")
         if not isinstance(data, Mapping) or "keypoints" not in data or "frame" not in data:
             raise ValueError(
                 f"{where} must be an object with keys 'frame' ([H, W]) and 'keypoints' "
                 "(18 [y, x] pairs)"
             )
-        try:
-            return cls(np.asarray(data["keypoints"], dtype=float), tuple(data["frame"]))
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"{where}: {err}") from None
+        return cls(_number_pairs(data["keypoints"], where), _frame_of(data["frame"], where))
+
+    def require_joints(self, minimum: int = MIN_POSE_JOINTS, what: str = "target pose"
+                       ) -> Keypoints:
+        """``self`` if at least ``minimum`` joints are present, else a ValueError naming the
+        count (a pose with no joints, or a single one, cannot place a person)."""
+        n = int(self.present.sum())
+        if n < minimum:
+            raise ValueError(
+                f"{what} has {n} of {NUM_JOINTS} joints present; at least {minimum} are needed to "
+                "place a person (missing joints are [-1, -1]); give a pose with more joints"
+            )
+        return self
 
     # ----------------------------------------------------------------------------- serialisation
     def to_dict(self) -> dict[str, Any]:
@@ -280,3 +288,30 @@ class Keypoints:
 
     def __repr__(self) -> str:
         return f"Keypoints(frame={self.frame}, present={int(self.present.sum())}/{NUM_JOINTS})"
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _number_pairs(value: object, where: str) -> np.ndarray:
+    """18 ``[y, x]`` pairs of JSON numbers → (18, 2) floats; strings, booleans and nulls are
+    refused, never coerced."""
+    if not isinstance(value, (list, tuple)) or len(value) != NUM_JOINTS:
+        count = len(value) if isinstance(value, (list, tuple)) else type(value).__name__
+        raise ValueError(f"{where}: 'keypoints' must be a list of {NUM_JOINTS} [y, x] pairs "
+                         f"(COCO-18, [-1, -1] for a missing joint), got {count}")
+    for j, pair in enumerate(value):
+        if not (isinstance(pair, (list, tuple)) and len(pair) == 2
+                and all(_is_number(v) for v in pair)):
+            raise ValueError(f"{where}: joint {j} ({JOINT_NAMES[j]}) must be a pair of numbers "
+                             f"[y, x] ([-1, -1] if missing), got {pair!r}")
+    return np.asarray(value, dtype=np.float64)
+
+
+def _frame_of(value: object, where: str) -> tuple[int, int]:
+    if not (isinstance(value, (list, tuple)) and len(value) == 2 and all(
+            _is_number(v) and float(v).is_integer() and v > 0 for v in value)):
+        raise ValueError(f"{where}: 'frame' must be [H, W], two positive integers (the size of "
+                         f"the image the coordinates refer to), got {value!r}")
+    return int(value[0]), int(value[1])
