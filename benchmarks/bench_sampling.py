@@ -95,8 +95,10 @@ def variants(device: torch.device, with_compile: bool, batch: int) -> list[dict[
 
 def run_variant(pipe, spec: dict[str, Any], source: torch.Tensor, pose: torch.Tensor,
                 latents: torch.Tensor, steps: int, seed: int,
-                device: torch.device) -> tuple[dict[str, Any], torch.Tensor, torch.Tensor]:
-    """Run one configuration once; returns (row, final latents, images)."""
+                device: torch.device, runs: int = 1) -> tuple[dict[str, Any], torch.Tensor,
+                                                              torch.Tensor]:
+    """Run one configuration ``runs`` times; returns (row, final latents, images).  Times are
+    the median over the runs (``*_runs`` lists every run); the breakdown is the last run's."""
     batch = latents.shape[0]
     if spec.get("channels_last"):
         pipe.enable_channels_last()
@@ -159,9 +161,13 @@ def run_variant(pipe, spec: dict[str, Any], source: torch.Tensor, pose: torch.Te
             t0 = time.perf_counter()
             once()  # first call compiles
             first = time.perf_counter() - t0
-        timers, total, mem, z, images = once()
+        totals, per_steps = [], []
+        for _ in range(runs):
+            timers, total, mem, z, images = once()
+            totals.append(total)
+            per_steps.append(step_ends[-1] - step_ends[-2] if len(step_ends) >= 2 else None)
         if spec.get("compile"):
-            compile_s = first - total
+            compile_s = first - totals[0]
     finally:
         if spec.get("channels_last"):
             pipe.disable_channels_last()
@@ -176,9 +182,10 @@ def run_variant(pipe, spec: dict[str, Any], source: torch.Tensor, pose: torch.Te
     samples = timers.calls["samples"]
     naive = bool(spec.get("naive"))
     fixed = decode_s + (0.0 if naive else encode_s)  # paid once per image batch
-    if len(step_ends) >= 2:
+    total = common.median(totals)
+    if per_steps[-1] is not None:
         # steady state: the last step (the first one also pays one-off kernel set-up)
-        per_step = step_ends[-1] - step_ends[-2]
+        per_step = common.median(per_steps)
         est50 = total + (PAPER_STEPS - steps) * per_step
     else:
         per_step = (total - fixed) / steps
@@ -188,6 +195,11 @@ def run_variant(pipe, spec: dict[str, Any], source: torch.Tensor, pose: torch.Te
         "batch": batch,
         "steps": steps,
         "total_s": total,
+        "runs": runs,
+        "total_s_runs": totals,
+        "total_s_min": min(totals),
+        "total_s_max": max(totals),
+        "s_per_step_runs": per_steps,
         # process CPU time (all threads): less sensitive than wall time to other processes
         # competing for the cores, though not immune (cache and spin-wait effects)
         "cpu_s": cpu_times[-1],
@@ -242,6 +254,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--variants", default=None,
                    help="comma-separated subset of variant names (naive_fp32 and ours_fp32 are "
                         "always run: they carry the equality check)")
+    p.add_argument("--runs", type=int, default=None,
+                   help="timed runs per variant; the median is reported (default 3; quick 1)")
     p.add_argument("--reverse", action="store_true",
                    help="run the variants in reverse order (naive last): with a forward run, "
                         "balances a drifting background load on a shared machine")
@@ -275,7 +289,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 continue
             common.log(f"batch {batch}: {spec['name']} ({steps} steps)")
             row, z, images = run_variant(pipe, spec, source, pose, latents, steps, args.seed,
-                                         device)
+                                         device, runs=args.runs or (1 if args.quick else 3))
             outputs[spec["name"]] = (z, images)
             rows.append(row)
             common.log(f"  {row['total_s']:.2f} s total, {row['s_per_step']:.2f} s/step")

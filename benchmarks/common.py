@@ -325,10 +325,14 @@ def timed_runs(fn: Callable[[], Any], runs: int = 3, device: torch.device | str 
         fn()
         sync(device)
         times.append(time.perf_counter() - t0)
-    ordered = sorted(times)
+    return {"median": median(times), "min": min(times), "max": max(times), "runs": times}
+
+
+def median(values: Sequence[float]) -> float:
+    """The median (the mean of the middle two for an even count)."""
+    ordered = sorted(values)
     mid = len(ordered) // 2
-    median = ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-    return {"median": median, "min": ordered[0], "max": ordered[-1], "runs": times}
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 # --------------------------------------------------------------------------- output

@@ -41,7 +41,7 @@ def run_quick(module, tmp_path: Path, *extra: str) -> dict:
 
 
 def test_bench_sampling_quick(bench_modules, tmp_path):
-    data = run_quick(bench_modules["bench_sampling"], tmp_path)
+    data = run_quick(bench_modules["bench_sampling"], tmp_path, "--runs", "2")
     assert {"rows", "equality", "same_outputs", "fastest", "per_step_overheads",
             "attention"} <= set(data)
     assert data["same_outputs"] is True  # naive loop == pipeline (≤ 1e-5), same run
@@ -59,6 +59,8 @@ def test_bench_sampling_quick(bench_modules, tmp_path):
     # the derived figures are the ratios of the measured ones
     for row in rows.values():
         assert row["speedup_vs_naive"] == pytest.approx(naive["s_per_image"] / row["s_per_image"])
+        runs = row["total_s_runs"]  # the reported time is the median of the runs
+        assert len(runs) == row["runs"] == 2 and row["total_s"] == pytest.approx(sum(runs) / 2)
     # equality is measured, not asserted: the naive port's latents are close to ours but not the
     # same tensor; bf16 really changes them, channels-last does not (beyond fp32 rounding)
     check = data["equality"][0]
