@@ -67,6 +67,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         # not a traceback.  Internal bugs are other exception types and keep their traceback.
         print(f"cfld {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        # The machine refused (permissions, a full disk, a read-only file system): also one line.
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"cfld {args.command}: error: {err.strerror or err}{where}; check the paths and "
+              "the free space", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"cfld {args.command}: error: out of memory; lower --batch-size, --size or the "
+              "number of frames", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -51,9 +51,12 @@ def load_pipeline(model: str | None = None, vae: str | None = None,
                   scheduler: str | None = None, device: str | None = None):
     """Load ``model`` (folder or hub id; default: the shipped model), optionally with another
     VAE and a scheduler by name (:data:`cfld.pipelines.schedulers.SCHEDULERS`)."""
+    from cfld.checks.device import check_device
     from cfld.pipelines.pipeline_cfld import CFLDPipeline
     from cfld.pipelines.schedulers import make_scheduler
 
+    if device is not None:
+        check_device(device)  # before loading anything
     if model is None:
         pipe = load_shipped_pipeline()
     else:

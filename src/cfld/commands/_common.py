@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from cfld.checks.device import device_arg
+from cfld.checks.files import input_file
+from cfld.checks.numbers import GUIDANCE_SCALE, SEED, STEPS
 from cfld.pipelines.guidance import GUIDANCE_TYPES
 from cfld.pipelines.schedulers import SCHEDULERS
 
@@ -24,27 +26,43 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vae", default=None, metavar="DIR",
                    help="SD-1.5 VAE folder for a model folder without one (e.g. `cfld convert` "
                         "output)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cpu)")
+    p.add_argument("--device", default=None, type=device_arg,
+                   help="cpu, cuda, cuda:1, ... (default: cpu)")
 
 
 def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
     """Options shared by generate/edit/animate: the model and how to sample it."""
     add_model_arguments(p)
-    p.add_argument("--steps", type=int, default=None,
+    p.add_argument("--steps", type=STEPS.arg(), default=None,
                    help="denoising steps (default 50 for ddpm, 20 otherwise)")
     p.add_argument("--scheduler", default="ddpm", choices=sorted(SCHEDULERS))
     p.add_argument("--guidance-type", default="uc_down_full", choices=sorted(GUIDANCE_TYPES))
-    p.add_argument("--scale-pose", type=float, default=2.0, help="w_pose of Eq. (7)")
-    p.add_argument("--scale-app", type=float, default=2.0, help="w_app of Eq. (7)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scale-pose", type=GUIDANCE_SCALE.arg(), default=2.0,
+                   help="w_pose of Eq. (7)")
+    p.add_argument("--scale-app", type=GUIDANCE_SCALE.arg(), default=2.0,
+                   help="w_app of Eq. (7)")
+    p.add_argument("--seed", type=SEED.arg(), default=0)
+
+
+def add_overwrite_argument(p: argparse.ArgumentParser) -> None:
+    """``--overwrite``: without it, a command refuses (before any work) to replace a file."""
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace output files that already exist (default: refuse, before "
+                        "doing any work)")
+
+
+def check_sampling_args(args: argparse.Namespace) -> None:
+    """The sampling flags under the API's rules (for namespaces not made by argparse)."""
+    from cfld.checks.sampling import check_sampling
+
+    check_sampling(default_steps(args), args.scale_pose, args.scale_app)
+    SEED.check(args.seed, "--seed")
 
 
 def default_steps(args: argparse.Namespace) -> int:
     """50 DDPM steps (the paper), 20 for the deterministic/multistep solvers."""
     if args.steps is not None:
-        if args.steps < 1:
-            raise ValueError("--steps must be at least 1")
-        return int(args.steps)
+        return int(STEPS.check(args.steps, "--steps"))
     return 50 if args.scheduler in ("ddpm", "euler_a") else 20
 
 
@@ -54,6 +72,7 @@ def load_sampling(args: argparse.Namespace) -> tuple[CFLDPipeline, dict[str, Any
     seeded with ``--seed``."""
     from cfld.shipped import load_pipeline
 
+    check_sampling_args(args)
     steps = default_steps(args)
     pipe = load_pipeline(args.model, args.vae, args.scheduler, args.device)
     pipe.set_progress_bar_config(disable=True)
@@ -81,12 +100,13 @@ def step_progress(label: str) -> Callable[[int, int], None]:
 
 
 def require_files(**paths: str | None) -> None:
-    """Raise FileNotFoundError naming the flag of the first given path that is not a file
-    (keyword ``source_a`` names ``--source-a``)."""
+    """Raise FileNotFoundError (ValueError for a folder) naming the flag of the first given path
+    that is not a readable file (keyword ``source_a`` names ``--source-a``)."""
     for flag, path in paths.items():
-        if path is not None and not Path(path).is_file():
-            raise FileNotFoundError(f"--{flag.replace('_', '-')} file not found: {path}")
+        if path is not None:
+            input_file(path, f"--{flag.replace('_', '-')} file")
 
 
-__all__ = ["add_model_arguments", "add_sampling_arguments", "default_steps", "load_sampling",
-           "require_files", "step_progress"]
+__all__ = ["add_model_arguments", "add_overwrite_argument", "add_sampling_arguments",
+           "check_sampling_args", "default_steps", "load_sampling", "require_files",
+           "step_progress"]

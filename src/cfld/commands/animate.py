@@ -7,9 +7,10 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from cfld.checks.numbers import FPS
 from cfld.commands._common import (
+    add_overwrite_argument,
     add_sampling_arguments,
     load_sampling,
     require_files,
@@ -20,20 +21,26 @@ from cfld.commands._common import (
 def run(args: argparse.Namespace) -> int:
     """Generate every frame with the same initial noise and write PNGs + a GIF."""
     from cfld.animation import animate, load_pose_sequence, save_frames, save_gif, save_video
+    from cfld.checks.outputs import output_dir, output_file, output_image
 
     require_files(source=args.source)
-    if args.fps <= 0:
-        raise ValueError("--fps must be positive")
+    fps = float(FPS.check(args.fps, "--fps"))
     poses = load_pose_sequence(args.poses)
+    out = output_dir(args.out, "--out", [f"frame_{i:04d}.png" for i in range(len(poses))],
+                     overwrite=args.overwrite)
+    gif_path = output_image(args.gif or out / "animation.gif", "--gif", args.overwrite)
+    if gif_path.suffix.lower() != ".gif":
+        raise ValueError(f"--gif {gif_path} must end in .gif")
+    if args.mp4:
+        output_file(args.mp4, "--mp4", args.overwrite, suffixes=(".mp4",))
     pipe, kwargs, generator = load_sampling(args)
     frames = animate(pipe, args.source, poses, generator=generator,
                      on_step=step_progress(f"animate {len(poses)} frames"), **kwargs)
-    out = Path(args.out)
     paths = save_frames(frames, out)
-    gif = save_gif(frames, args.gif or out / "animation.gif", fps=args.fps)
+    gif = save_gif(frames, gif_path, fps=fps)
     msg = f"wrote {len(paths)} frames to {out} and {gif}"
     if args.mp4:
-        msg += f" and {save_video(frames, args.mp4, fps=args.fps)}"
+        msg += f" and {save_video(frames, args.mp4, fps=fps)}"
     print(msg)
     return 0
 
@@ -51,8 +58,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "list of such objects")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for frame_0000.png, ...")
     p.add_argument("--gif", default=None, help="GIF path (default OUT/animation.gif)")
-    p.add_argument("--fps", type=float, default=8.0, help="frames per second (default 8)")
+    p.add_argument("--fps", type=FPS.arg(), default=8.0, help="frames per second (default 8)")
     p.add_argument("--mp4", default=None,
                    help="also write an MP4 here (OpenCV, mp4v codec)")
     add_sampling_arguments(p)
+    add_overwrite_argument(p)
     p.set_defaults(func=run)

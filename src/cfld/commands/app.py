@@ -8,14 +8,15 @@ from __future__ import annotations
 import argparse
 import os
 
+from cfld.checks.numbers import PORT, STEPS, UPLOAD_MB
+
 
 def run(args: argparse.Namespace) -> int:
     """Load the pipeline and serve the app until interrupted."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    if not 0 < args.port < 65536:
-        raise ValueError(f"--port must be in 1..65535, got {args.port}")
-    if args.max_upload_mb <= 0:
-        raise ValueError("--max-upload-mb must be positive")
+    PORT.check(args.port, "--port")
+    UPLOAD_MB.check(args.max_upload_mb, "--max-upload-mb")
+    STEPS.check(args.steps, "--steps")
     from cfld.app import build_app, launch_app, load_default_pipeline
 
     pipe = load_default_pipeline(args.model, args.vae, args.device)
@@ -39,9 +40,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model_arguments(p)
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--steps", type=int, default=50, help="initial steps in the app (default 50)")
-    p.add_argument("--max-upload-mb", type=float, default=10.0,
+    p.add_argument("--port", type=PORT.arg(), default=7860)
+    p.add_argument("--steps", type=STEPS.arg(), default=50,
+                   help="initial steps in the app (default 50)")
+    p.add_argument("--max-upload-mb", type=UPLOAD_MB.arg(), default=10.0,
                    help="refuse uploads above this size (default 10 MB)")
     p.add_argument("--guidance-type", default="uc_down_full", choices=sorted(GUIDANCE_TYPES),
                    help="guidance of every generation (default: Eq. 7)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from cfld.checks.numbers import COUNT, SEED, Number
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `data` command and its sub-commands to the CLI."""
@@ -14,12 +16,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     s = sub.add_parser("synth", help="write procedural people in the DeepFashion layout")
     s.add_argument("--out", required=True, help="output root folder")
-    s.add_argument("--people", type=int, default=100, help="training people (default 100)")
-    s.add_argument("--poses", type=int, default=6, help="poses per person (default 6)")
+    s.add_argument("--people", type=COUNT.named("people").arg(), default=100,
+                   help="training people (default 100)")
+    s.add_argument("--poses", type=Number("poses", integer=True, lo=2, hi=10_000).arg(),
+                   default=6, help="poses per person, at least 2 (default 6)")
     s.add_argument("--size", default="256x176", help="image size HxW (default 256x176)")
-    s.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
-    s.add_argument("--test-people", type=int, default=None, help="test people (default people//8)")
-    s.add_argument("--max-pairs-per-person", type=int, default=None,
+    s.add_argument("--seed", type=SEED.arg(), default=0,
+                   help="random seed (same seed, same bytes)")
+    s.add_argument("--test-people", type=COUNT.named("test_people").arg(), default=None,
+                   help="test people (default people//8)")
+    s.add_argument("--max-pairs-per-person", type=COUNT.named("max_pairs").arg(), default=None,
                    help="sample at most this many ordered pairs per person")
     s.add_argument("--iou", action="store_true", help="also print the mean pair silhouette IoU")
     s.set_defaults(func=_synth)
@@ -50,14 +56,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
+    from cfld.checks.numbers import MAX_OUTPUT_SIDE
+    from cfld.checks.outputs import output_dir
     from cfld.data.synthetic_root import pair_silhouette_iou, synthesize
     from cfld.sizes import parse_size
 
+    output_dir(args.out, "--out")
     stats = synthesize(
         args.out,
         people=args.people,
         poses=args.poses,
-        size=parse_size(args.size),
+        size=parse_size(args.size, min_side=16, why="people need room to be drawn",
+                        max_side=MAX_OUTPUT_SIDE),
         seed=args.seed,
         test_people=args.test_people,
         max_pairs_per_person=args.max_pairs_per_person,

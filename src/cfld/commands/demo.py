@@ -6,13 +6,22 @@ import argparse
 import json
 import time
 
+from cfld.checks.numbers import PAIRS, SEED, STEPS
 from cfld.pipelines.schedulers import SCHEDULERS
 
 
 def run(args: argparse.Namespace) -> int:
     """Write DIR/grid.png and DIR/metrics.json; print where they are."""
+    from cfld.checks.files import input_file
+    from cfld.checks.outputs import output_dir
     from cfld.demo import run_demo
 
+    output_dir(args.out, "--out")
+    if (args.source is None) != (args.pose is None):
+        raise ValueError("give both --source and --pose to add your own pair to the demo")
+    for flag, path in (("--source", args.source), ("--pose", args.pose)):
+        if path is not None:
+            input_file(path, flag)
     t0 = time.perf_counter()
     metrics = run_demo(args.out, num_pairs=args.pairs, num_inference_steps=args.steps,
                        scheduler=args.scheduler, seed=args.seed, model=args.model,
@@ -42,10 +51,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `cfld demo`."""
     p = subparsers.add_parser("demo", help="offline demo with the shipped small model")
     p.add_argument("--out", default="demo", metavar="DIR", help="output folder (default demo/)")
-    p.add_argument("--pairs", type=int, default=6, help="held-out pairs to generate")
-    p.add_argument("--steps", type=int, default=None, help="denoising steps")
+    p.add_argument("--pairs", type=PAIRS.arg(), default=6, help="held-out pairs to generate")
+    p.add_argument("--steps", type=STEPS.arg(), default=None, help="denoising steps")
     p.add_argument("--scheduler", default=None, choices=sorted(SCHEDULERS))
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=SEED.arg(), default=0)
     p.add_argument("--model", default=None, help="another pipeline folder instead of the shipped")
     p.add_argument("--source", default=None, help="also generate your own photo ...")
     p.add_argument("--pose", default=None, help="... in this pose (keypoint JSON or image)")

@@ -12,7 +12,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from cfld.checks.numbers import FRAMES
 from cfld.commands._common import (
+    add_overwrite_argument,
     add_sampling_arguments,
     load_sampling,
     require_files,
@@ -22,6 +24,7 @@ from cfld.commands._common import (
 
 def run_style(args: argparse.Namespace) -> int:
     """Style transfer by mask."""
+    from cfld.checks.outputs import output_image
     from cfld.pipelines.editing import BODY_PARTS, style_transfer
     from cfld.visualize import save_image_atomic
 
@@ -30,6 +33,13 @@ def run_style(args: argparse.Namespace) -> int:
                          f"({', '.join(BODY_PARTS)})")
     require_files(reference=args.reference, source=args.source, mask=args.mask, pose=args.pose)
     mask: Any = Path(args.mask) if args.mask is not None else args.parts.split(",")
+    unknown = [] if args.mask is not None else [m for m in mask if m.strip() not in BODY_PARTS]
+    if unknown:
+        raise ValueError(f"--parts: unknown body part(s) {unknown}; choose from "
+                         f"{', '.join(BODY_PARTS)}")
+    if args.mask is None:
+        mask = [m.strip() for m in mask]
+    output_image(args.out, "--out", overwrite=args.overwrite)
     pipe, kwargs, generator = load_sampling(args)
     images = style_transfer(pipe, args.reference, mask, args.source, generator=generator,
                             reference_pose=args.pose, on_step=step_progress("style transfer"),
@@ -42,18 +52,19 @@ def run_style(args: argparse.Namespace) -> int:
 def run_interpolate(args: argparse.Namespace) -> int:
     """Interpolation between two sources: frame PNGs and a strip image."""
     from cfld.animation import save_frames
+    from cfld.checks.outputs import output_dir
     from cfld.pipelines.editing import image_strip, interpolate
     from cfld.visualize import save_image_atomic
 
-    if args.frames < 2:
-        raise ValueError("--frames must be at least 2 (the two endpoints)")
+    frames = int(FRAMES.check(args.frames, "--frames"))
     require_files(source_a=args.source_a, source_b=args.source_b, pose=args.pose)
+    out = output_dir(args.out, "--out", [f"frame_{i:04d}.png" for i in range(frames)]
+                     + ["strip.png"], overwrite=args.overwrite)
     pipe, kwargs, generator = load_sampling(args)
-    frames = interpolate(pipe, args.source_a, args.source_b, args.pose, n_frames=args.frames,
+    images = interpolate(pipe, args.source_a, args.source_b, args.pose, n_frames=frames,
                          generator=generator, on_step=step_progress("interpolate"), **kwargs)
-    out = Path(args.out)
-    paths = save_frames(frames, out)
-    strip = save_image_atomic(image_strip(frames), out / "strip.png")
+    paths = save_frames(images, out)
+    strip = save_image_atomic(image_strip(images), out / "strip.png")
     print(f"wrote {len(paths)} frames and {strip}")
     return 0
 
@@ -82,6 +93,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="the reference's keypoints (default: estimated from the reference)")
     s.add_argument("--out", required=True, help="output image (.png)")
     add_sampling_arguments(s)
+    add_overwrite_argument(s)
     s.set_defaults(func=run_style)
 
     i = sub.add_parser("interpolate", help="interpolate appearance between two sources",
@@ -92,8 +104,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     i.add_argument("--source-b", required=True, help="second source photo (t = 1)")
     i.add_argument("--pose", required=True,
                    help="target pose: keypoint JSON, skeleton image, or a photo of a person")
-    i.add_argument("--frames", type=int, default=5, help="number of frames (default 5)")
+    i.add_argument("--frames", type=FRAMES.arg(), default=5,
+                   help=f"number of frames, 2 to {FRAMES.hi:g} (default 5)")
     i.add_argument("--out", required=True, metavar="DIR",
                    help="folder for frame_0000.png, ... and strip.png")
     add_sampling_arguments(i)
+    add_overwrite_argument(i)
     i.set_defaults(func=run_interpolate)

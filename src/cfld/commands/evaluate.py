@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cfld.checks.device import device_arg
+from cfld.checks.numbers import BATCH_SIZE
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``evaluate`` sub-command."""
@@ -22,8 +25,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out", type=Path, default=None, help="metrics JSON (default GENERATED/metrics.json)"
     )
-    p.add_argument("--batch-size", type=int, default=16, help="images per batch (default 16)")
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="compute device")
+    p.add_argument("--batch-size", type=BATCH_SIZE.arg(), default=16,
+                   help="images per batch (default 16)")
+    p.add_argument("--device", default="cpu", type=device_arg,
+                   help="compute device: cpu, cuda, cuda:N (default cpu)")
     p.add_argument(
         "--inception-weights",
         type=Path,

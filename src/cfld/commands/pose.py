@@ -17,19 +17,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--skeleton", default=None, help="also save a skeleton image (PNG) here")
     p.add_argument("--backend", default="mediapipe", help="estimator backend (default mediapipe)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --out / --skeleton if they exist (default: refuse)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Estimate keypoints and write them as JSON (and optionally a skeleton image)."""
-    from cfld.data.images import load_image
+    from cfld.checks.numbers import MAX_OUTPUT_SIDE
+    from cfld.checks.outputs import output_file, output_image
+    from cfld.data.images import open_image
     from cfld.pose.estimate import estimate_keypoints, get_estimator
     from cfld.pose.render import render_skeleton_image
     from cfld.sizes import parse_size
     from cfld.visualize import save_image_atomic
 
-    frame = parse_size(args.frame) if args.frame else None
-    image = load_image(args.image)
+    frame = parse_size(args.frame, max_side=MAX_OUTPUT_SIDE) if args.frame else None
+    output_file(args.out, "--out", args.overwrite, suffixes=(".json",))
+    if args.skeleton:
+        output_image(args.skeleton, "--skeleton", args.overwrite)
+    image = open_image(args.image, what="photo")
     kp = estimate_keypoints(image, frame=frame, estimator=get_estimator(args.backend))
     kp.to_json(args.out)
     h, w = kp.frame
