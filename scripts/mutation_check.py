@@ -211,6 +211,17 @@ MUTATIONS: list[Mutation] = [
              'row("prompt_c", [rel(cond.prompt, ref["c"][:batch])])',
              ("tests/test_benchmarks.py::test_fidelity_script_measures_within_the_required_tolerances",),
              "the fidelity script compares the prompt with the learnable-vector half of the fixture"),
+    # ---------------------------------------------------------------- README figures
+    Mutation("readme_figure_edited", "README.md",
+             "| Swin features, 4 stages | 1.9e-7 | 1e-5 |",
+             "| Swin features, 4 stages | 1.8e-7 | 1e-5 |",
+             ("tests/test_readme_claims.py",),
+             "a README figure no longer equals its stored result"),
+    Mutation("readme_unbacked_number_added", "README.md",
+             "| ours, fp32 + channels-last | 1 (3) | 1 | 1.5e-6 |",
+             "| ours, fp32 + channels-last | 1 (3) | 1 | 1.5e-6 (1.03× faster) |",
+             ("tests/test_readme_claims.py::test_no_unregistered_number_in_the_tables",),
+             "a number without a stored result appears in a table of a strict section"),
     # ---------------------------------------------------------------- speed options (test_speed)
     Mutation("defaults_bf16", "src/cfld/pipelines/pipeline_cfld.py",
              "amp = speed.resolve_autocast(self._autocast if autocast is _PIPELINE_SETTING\n"
