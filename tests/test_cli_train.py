@@ -45,7 +45,8 @@ def test_flags_config_file_and_set_resolve_in_that_order(capsys, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--data", "d"], "--out is required"),
     (["--data", "d", "--out", "o", "--set", "nope=1"], "KEY one of"),
-    (["--data", "d", "--out", "o", "--batch-size", "0"], "batch_size must be >= 1"),
+    (["--data", "d", "--out", "o", "--batch-size", "0"],
+     "argument --batch-size: must be an integer from 1"),
     (["--data", "d", "--out", "o", "--preset", "huge"], "unknown preset"),
 ])
 def test_bad_configurations_end_in_one_line(capsys, args, message):

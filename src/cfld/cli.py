@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import typing
 from collections.abc import Sequence
 
 # Order = order in `cfld --help`.  A module that is absent (feature not built yet) is skipped.
@@ -32,9 +33,16 @@ class CLIError(ValueError):
     """A user error on the command line: printed as one line, exit code 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad flag reported in one line (not the whole usage) and exit code 2."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the top-level parser with every available sub-command."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cfld",
         description="Coarse-to-Fine Latent Diffusion for pose-guided person image synthesis.",
     )
@@ -56,7 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `cfld` console script."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # --help/--version (0) or a bad flag (2, already printed)
+        return done.code if isinstance(done.code, int) else 2
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2

@@ -56,8 +56,8 @@ class Number:
             text = kind
         return text + (f" (e.g. {self.example})" if self.example else "")
 
-    def _fail(self, value: object, name: str | None) -> ValueError:
-        shown = value if isinstance(value, str) else repr(value)
+    def _fail(self, value: object, name: str | None, text: bool = False) -> ValueError:
+        shown = value if text else repr(value)
         if name == "":
             return ValueError(f"must be {self.describe()}, got {shown}")
         return ValueError(f"{name or self.name} must be {self.describe()}, got {shown}")
@@ -94,16 +94,20 @@ class Number:
         """A command-line string → the checked value (``"nan"``, ``"1e999"``, ``"3.5"`` for an
         integer, ``"abc"`` are all refused)."""
         raw = text.strip()
+        name = "" if name is None else name  # argparse prefixes the flag itself
         try:
             value: int | float = int(raw) if self.integer else float(raw)
         except ValueError:
             if not self.integer:
-                raise self._fail(text, name) from None
+                raise self._fail(text, name, text=True) from None
             try:
                 value = float(raw)  # "1e3" is an integer written in float notation
             except ValueError:
-                raise self._fail(text, name) from None
-        return self.check(value, name) if name is not None else self.check(value, "")
+                raise self._fail(text, name, text=True) from None
+        try:
+            return self.check(value, name)
+        except ValueError:
+            raise self._fail(text, name, text=True) from None
 
     def arg(self) -> Callable[[str], int | float]:
         """The argparse ``type=`` callable of this rule (errors exit with code 2)."""

@@ -57,17 +57,22 @@ def _flag_kwargs(name: str, hint: Any, default: Any) -> dict[str, Any]:
         base = next(a for a in typing.get_args(hint) if a is not type(None))
     if base is bool:
         return {"action": argparse.BooleanOptionalAction}
+    from cfld.training.rules import TRAIN_RULES  # the same rules as TrainConfig.validate
+
+    rule = TRAIN_RULES.get(name)
     if typing.get_origin(base) is tuple:
         inner = typing.get_args(base)
         count: int | str = "*" if (len(inner) == 2 and inner[1] is Ellipsis) else len(inner)
-        return {"type": float, "nargs": count, "metavar": "X"}
+        return {"type": rule.arg() if rule else float, "nargs": count, "metavar": "X"}
     from cfld.pipelines.schedulers import PREDICTION_TYPES
     from cfld.training.config import MIXED_PRECISION_MODES, TRAINABLE_CHOICES
     from cfld.training.objective import DROPOUT_MODES
 
     choices = {"mixed_precision": MIXED_PRECISION_MODES, "trainable": TRAINABLE_CHOICES,
                "dropout": DROPOUT_MODES, "prediction_type": PREDICTION_TYPES}.get(name)
-    kwargs: dict[str, Any] = {"type": base if base in (int, float) else str}
+    kwargs: dict[str, Any] = {"type": str}
+    if base in (int, float):
+        kwargs["type"] = rule.arg() if rule else base
     if choices:
         kwargs["choices"] = choices
     return kwargs

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,14 +123,26 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        self.adam_betas = tuple(float(b) for b in self.adam_betas)  # type: ignore[assignment]
-        self.decay_epochs = tuple(int(e) if float(e).is_integer() else float(e)
-                                  for e in self.decay_epochs)
-        self.model_overrides = dict(self.model_overrides or {})
+        # Normalise numbers only; anything else is left for validate() to name (never coerced).
+        def real(v: Any) -> bool:
+            return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+        if isinstance(self.adam_betas, (list, tuple)):
+            self.adam_betas = tuple(float(b) if real(b) else b for b in self.adam_betas)
+        if isinstance(self.decay_epochs, (list, tuple)):
+            self.decay_epochs = tuple((int(e) if float(e).is_integer() else float(e))
+                                      if real(e) else e for e in self.decay_epochs)
+        if self.model_overrides is None:
+            self.model_overrides = {}
 
     def validate(self) -> None:
-        """Raise ValueError naming the first bad field."""
+        """Raise ValueError naming the first bad field (types and numeric ranges by
+        :data:`cfld.training.rules.TRAIN_RULES`, then the choices)."""
+        from cfld.checks.fields import check_fields
         from cfld.presets import PRESETS
+        from cfld.training.rules import TRAIN_RULES
+
+        check_fields(self, TRAIN_RULES)
 
         if self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}; choose one of {sorted(PRESETS)}")
@@ -203,4 +216,9 @@ class TrainConfig:
     @classmethod
     def load(cls, path: str | os.PathLike) -> TrainConfig:
         """Read a configuration written by :meth:`save`."""
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        from cfld.checks.files import read_json
+
+        data = read_json(path, "training configuration")
+        if not isinstance(data, dict):
+            raise ValueError(f"training configuration {path} must be a JSON object of fields")
+        return cls.from_dict(data)
