@@ -34,7 +34,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from cfld.checkpoint import atomic_save_dir
+from cfld.checkpoint import atomic_save_dir, write_text_atomic
 from cfld.data.datasets import DeepFashionTrain
 from cfld.presets import Preset, get_preset
 from cfld.training.batches import EpochBatchSampler, device_batch
@@ -311,6 +311,7 @@ def _after_step(run: _Run, value: float, lr: float) -> None:
     if run.metrics_fh is not None:
         run.metrics_fh.write(json.dumps({"step": step, "epoch": run.position.epoch,
                                          "loss": value, "lr": lr}) + "\n")
+        run.metrics_fh.flush()  # every step: a kill loses nothing that was logged
     if run.writer is not None and (step % config.log_every == 0 or step == run.total_steps):
         run.writer.add_scalar("train/loss", value, step)
         run.writer.add_scalar("train/loss_avg", sum(run.window) / len(run.window), step)
@@ -435,9 +436,13 @@ def _trim_metrics(path: Path, step: int) -> None:
     """Drop metric lines after ``step`` (written after the checkpoint we resume from)."""
     if not path.is_file():
         return
-    keep = [ln for ln in path.read_text(encoding="utf-8").splitlines()
-            if ln.strip() and json.loads(ln).get("step", 0) <= step]
-    path.write_text("".join(ln + "\n" for ln in keep), encoding="utf-8")
+    keep = []
+    for ln in path.read_text(encoding="utf-8").splitlines():
+        try:
+            keep += [ln] if json.loads(ln).get("step", 0) <= step else []
+        except json.JSONDecodeError:  # the unfinished last line of a killed run
+            continue
+    write_text_atomic(path, "".join(ln + "\n" for ln in keep))
 
 
 __all__ = ["TrainingDivergedError", "export_model", "train"]

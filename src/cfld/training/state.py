@@ -25,11 +25,19 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 
 from cfld.checkpoint import atomic_save_dir
+from cfld.checks.models import load_safetensors, load_torch_file
+from cfld.checks.writes import clean_stale_temps
+from cfld.training.verify import (
+    CorruptCheckpointError,
+    newest_intact,
+    verify_checkpoint,
+    write_manifest,
+)
 
 CHECKPOINTS_DIR = "checkpoints"
 TRAINABLE_NAME = "trainable.safetensors"
@@ -128,15 +136,27 @@ def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
 def resolve_resume(resume: str | os.PathLike, run_dir: str | os.PathLike) -> Path | None:
     """A checkpoint folder from ``resume``: ``latest`` (in ``run_dir``; None when it has none),
     a run folder (its newest checkpoint) or a checkpoint folder."""
+    # The newest *intact* checkpoint (verify.py): a damaged newer one is passed over with a
+    # warning, and the temporaries of a killed checkpoint write are removed.
+    required = (TRAINABLE_NAME, STATE_NAME)
     if os.fspath(resume) == "latest":
+        clean_stale_temps(Path(run_dir) / CHECKPOINTS_DIR)
         found = list_checkpoints(run_dir)
-        return found[-1] if found else None
+        intact = newest_intact(found, required)
+        if found and intact is None:
+            raise CorruptCheckpointError(f"every checkpoint in {Path(run_dir) / CHECKPOINTS_DIR} "
+                                         "is damaged; start a new run (another --out)")
+        return intact
     path = Path(resume)
     if (path / STATE_NAME).is_file():
-        return path
+        return verify_checkpoint(path, required)
+    clean_stale_temps(path / CHECKPOINTS_DIR)
     found = list_checkpoints(path)
+    intact = newest_intact(found, required)
+    if intact is not None:
+        return intact
     if found:
-        return found[-1]
+        raise CorruptCheckpointError(f"every checkpoint in {path / CHECKPOINTS_DIR} is damaged")
     raise FileNotFoundError(f"no checkpoint found at {path} (expected a checkpoint folder with "
                             f"{STATE_NAME} or a run folder with {CHECKPOINTS_DIR}/step_*)")
 
@@ -165,6 +185,7 @@ def save_checkpoint(run_dir: str | os.PathLike, *, model: nn.Module,
     def write(tmp: Path) -> None:
         save_file(weights, str(tmp / TRAINABLE_NAME))
         torch.save(state, tmp / STATE_NAME)
+        write_manifest(tmp)  # last: a checkpoint whose files match it is complete
 
     atomic_save_dir(target, write)
     for old in list_checkpoints(run_dir)[:-keep]:
@@ -173,13 +194,21 @@ def save_checkpoint(run_dir: str | os.PathLike, *, model: nn.Module,
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read ``(trainable weights, state)`` of a checkpoint folder."""
+    """Read ``(trainable weights, state)`` of a checkpoint folder, verified against its manifest.
+
+    Raises:
+        FileNotFoundError: Not a checkpoint folder.
+        CorruptCheckpointError: A file is missing, damaged or unreadable (named).
+    """
     path = Path(path)
     for name in (TRAINABLE_NAME, STATE_NAME):
         if not (path / name).is_file():
             raise FileNotFoundError(f"{path / name} not found: not a complete checkpoint")
-    weights = load_file(str(path / TRAINABLE_NAME))
-    state = torch.load(path / STATE_NAME, map_location="cpu", weights_only=True)
+    verify_checkpoint(path, (TRAINABLE_NAME, STATE_NAME))
+    weights = load_safetensors(path / TRAINABLE_NAME, "checkpoint weights")
+    state = load_torch_file(path / STATE_NAME, "checkpoint state")
+    if not isinstance(state, dict):
+        raise CorruptCheckpointError(f"{path / STATE_NAME} is not a cfld training state")
     return weights, state
 
 
