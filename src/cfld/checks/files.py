@@ -63,6 +63,21 @@ def inside_root(root: str | os.PathLike, name: str | os.PathLike, what: str = "f
     return joined
 
 
+def relative_name(name: str, where: str = "name") -> str:
+    """``name`` if it is a relative path that stays inside its folder (no ``..``, not absolute,
+    no ``~``, no NUL), for names read from data files (pairs csv, annotations, lists).
+
+    Raises:
+        ValueError: The name could read a file outside the data root.
+    """
+    parts = name.replace("\\", "/").split("/")
+    if (not name or "\x00" in name or name.startswith(("/", "~")) or ".." in parts
+            or os.path.isabs(name) or (len(name) > 1 and name[1] == ":")):
+        raise ValueError(f"{where}: {name!r} is not a file name inside the data root (absolute "
+                         "paths, '..' and '~' are refused); use the plain image name")
+    return name
+
+
 def read_text(path: str | os.PathLike, what: str = "file",
               max_bytes: int = MAX_JSON_BYTES) -> str:
     """A UTF-8 text file (a BOM is dropped), with a named error for binary or huge files."""
@@ -117,4 +132,4 @@ def _check_depth(value: object, where: str, max_depth: int) -> None:
 
 
 __all__ = ["MAX_JSON_BYTES", "MAX_JSON_DEPTH", "input_dir", "input_file", "inside_root",
-           "parse_json", "read_json", "read_text"]
+           "parse_json", "read_json", "read_text", "relative_name"]

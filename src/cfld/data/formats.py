@@ -18,6 +18,7 @@ Generated images of a pair are named ``<source stem>___<target stem>.png``
 from __future__ import annotations
 
 import csv
+import io
 import os
 import warnings
 from collections.abc import Iterable, Sequence
@@ -94,9 +95,7 @@ def read_pairs(csv_path: str | os.PathLike, on_duplicate: str = "warn") -> list[
     if on_duplicate not in ("warn", "error", "ignore"):
         raise ValueError(f"on_duplicate must be 'warn', 'error' or 'ignore', got {on_duplicate!r}")
     path = Path(csv_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"pairs file not found: {path}")
-    with path.open(newline="", encoding="utf-8-sig") as fh:
+    with _open_text(path, "pairs file") as fh:
         header = fh.readline()
         cols = _split_header(header, path, ",", ("from", "to"))
         i_from, i_to = cols.index("from"), cols.index("to")
@@ -111,7 +110,8 @@ def read_pairs(csv_path: str | os.PathLike, on_duplicate: str = "warn") -> list[
                     f"{path}, line {lineno}: expected {len(cols)} comma-separated fields "
                     f"({','.join(cols)}), got {row!r}"
                 )
-            pair = (row[i_from].strip(), row[i_to].strip())
+            where = f"{path}, line {lineno}"
+            pair = (_name(row[i_from].strip(), where), _name(row[i_to].strip(), where))
             if pair in seen:
                 dups.append(f"line {lineno} repeats line {seen[pair]} ({pair[0]} -> {pair[1]})")
             else:
@@ -162,12 +162,10 @@ def read_annotations(
             (naming the file, line and image name), or a name listed twice.
     """
     path = Path(csv_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"annotation file not found: {path}")
     frame = check_size(frame)
     out: dict[str, Keypoints] = {}
     first_line: dict[str, int] = {}
-    with path.open(encoding="utf-8-sig") as fh:
+    with _open_text(path, "annotation file") as fh:
         header = fh.readline()
         cols = _split_header(header, path, ":", ANNOTATION_HEADER)
         idx = [cols.index(c) for c in ANNOTATION_HEADER]
@@ -182,6 +180,7 @@ def read_annotations(
                     f"({':'.join(cols)}), got {len(parts)}: {line.strip()[:120]!r}"
                 )
             name, ys, xs = (parts[i].strip() for i in idx)
+            _name(name, f"{path}, line {lineno}")
             if name in out:
                 raise DataError(
                     f"{path}, line {lineno}: image name {name!r} already annotated on line "
@@ -205,9 +204,34 @@ def read_lst(path: str | os.PathLike) -> list[str]:
         The names in file order.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"list file not found: {path}")
-    return [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    with _open_text(path, "list file") as fh:
+        return [_name(ln.strip(), f"{path}, line {i}") for i, ln in enumerate(fh, start=1)
+                if ln.strip()]
+
+
+#: Largest pairs/annotation/list file read (DeepFashion's largest is about 10 MB).
+MAX_DATA_FILE_BYTES = 1 << 30
+
+
+def _open_text(path: Path, what: str) -> io.StringIO:
+    """A data file's text (named errors for a folder, a binary or non-UTF-8 file)."""
+    from cfld.checks.files import read_text
+
+    try:
+        return io.StringIO(read_text(path, what, MAX_DATA_FILE_BYTES), newline="")
+    except FileNotFoundError:
+        raise
+    except ValueError as err:
+        raise DataError(str(err)) from None
+
+
+def _name(name: str, where: str) -> str:
+    from cfld.checks.files import relative_name
+
+    try:
+        return relative_name(name, where)
+    except ValueError as err:
+        raise DataError(str(err)) from None
 
 
 def iter_names(pairs: Iterable[tuple[str, str]]) -> list[str]:
