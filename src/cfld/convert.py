@@ -10,14 +10,12 @@ missing and unexpected keys.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 from torch import Tensor
 
 from cfld.checkpoint import CheckpointMismatchError, atomic_save_dir, load_state_strict
@@ -40,16 +38,10 @@ _UNET_NAMES = ("pytorch_model_1.bin", "model_1.safetensors")
 
 def load_tensor_file(path: str | os.PathLike) -> dict[str, Tensor]:
     """Load a .bin/.pt (safely, ``weights_only=True``) or .safetensors file of tensors."""
+    from cfld.checks.models import load_weights
+
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint file not found: {path}")
-    if path.suffix == ".safetensors":
-        return load_file(str(path))
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure is a bad file for the user
-        raise ValueError(f"{path} is not a readable tensor checkpoint ({err}); pickled files are "
-                         "only read with weights_only=True") from err
+    obj = load_weights(path, "checkpoint file")
     if not isinstance(obj, Mapping):
         raise ValueError(f"{path} holds a {type(obj).__name__}, expected a state dict")
     return dict(obj)
@@ -93,13 +85,10 @@ def map_official_state_dict(container: Mapping[str, Tensor], unet: Mapping[str, 
 def read_official_config(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Read a JSON holding the authors' yacs configuration under ``cfg`` and the UNet's under
     ``unet_config`` (as in the fixture's config.json)."""
+    from cfld.checks.files import read_json
+
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"configuration file not found: {path}")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON: {err}") from err
+    data = read_json(path, "configuration file")
     if not isinstance(data, dict) or "cfg" not in data:
         raise ValueError(f"{path} must be a JSON object with the authors' configuration under "
                          "'cfg' (and optionally the UNet config under 'unet_config')")

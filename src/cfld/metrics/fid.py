@@ -287,7 +287,9 @@ class CFLDInceptionFeatures(_Extractor):
             p = resolve_inception_weights(weights)
             if p is None:
                 raise MissingWeightsError(_missing_inception_message(None))
-            sd = torch.load(p, map_location="cpu", weights_only=True)
+            from cfld.checks.models import load_weights
+
+            sd = load_weights(p, "Inception weights")
             if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
                 sd = sd["state_dict"]
             if not isinstance(sd, dict):

@@ -92,12 +92,9 @@ class LPIPS(nn.Module):
                 f"pass a file with the lpips package's AlexNet v0.1 state dict "
                 f"(e.g. converted from lpips' weights/v0.1/alex.pth plus torchvision's AlexNet)."
             )
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+        from cfld.checks.models import load_weights
 
-            sd = load_file(str(path))
-        else:
-            sd = torch.load(path, map_location="cpu", weights_only=True)
+        sd = load_weights(path, "LPIPS weights")
         if not isinstance(sd, dict):
             raise ValueError(f"{path}: expected a dict of tensors, got {type(sd).__name__}")
         mapping: dict[str, str] = {}

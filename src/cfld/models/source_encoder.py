@@ -260,15 +260,13 @@ def load_swin_pretrained(
         ValueError: if a kept weight's shape does not match the encoder.
     """
     if isinstance(state_dict_or_path, (str, os.PathLike)):
-        path = os.fspath(state_dict_or_path)
-        if path.endswith(".safetensors"):
-            from safetensors.torch import load_file
+        from cfld.checks.models import load_weights
 
-            state = load_file(path, device="cpu")
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_weights(state_dict_or_path, "Swin weights")
     else:
         state = state_dict_or_path
+    if not isinstance(state, Mapping):
+        raise ValueError(f"the Swin weights must be a state dict, got {type(state).__name__}")
     if "model" in state and isinstance(state["model"], Mapping):
         state = state["model"]
 
