@@ -25,7 +25,6 @@ import hashlib
 import importlib.util
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -119,32 +118,34 @@ class FIDStatistics:
 
     def save(self, path: str | os.PathLike, meta: dict | None = None) -> None:
         """Write the statistics (and JSON-able ``meta``) atomically to an ``.npz`` file."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(
-                    fh,
-                    n=np.array(self.n),
-                    mean=self._mean,
-                    scatter=self._scatter,
-                    meta=np.array(json.dumps(meta or {})),
-                )
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        from cfld.checks.writes import atomic_file
+
+        with atomic_file(path) as fh:
+            np.savez(
+                fh,
+                n=np.array(self.n),
+                mean=self._mean,
+                scatter=self._scatter,
+                meta=np.array(json.dumps(meta or {})),
+            )
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> tuple[FIDStatistics, dict]:
         """Read statistics written by :meth:`save`; returns ``(stats, meta)``."""
-        with np.load(path, allow_pickle=False) as z:
-            stats = cls(int(z["mean"].shape[0]))
-            stats.n = int(z["n"])
-            stats._mean = z["mean"].astype(np.float64)
-            stats._scatter = z["scatter"].astype(np.float64)
-            meta = json.loads(str(z["meta"]))
+        import zipfile
+
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                stats = cls(int(z["mean"].shape[0]))
+                stats.n = int(z["n"])
+                stats._mean = z["mean"].astype(np.float64)
+                stats._scatter = z["scatter"].astype(np.float64)
+                meta = json.loads(str(z["meta"]))
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+            if isinstance(err, FileNotFoundError):
+                raise
+            raise ValueError(f"FID statistics file {path} is damaged ({type(err).__name__}); "
+                             "delete it and it will be computed again") from None
         return stats, meta
 
 
