@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import tempfile
 import threading
+import time
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -21,6 +24,8 @@ from PIL import Image
 
 from cfld.animation import animate, gallery_poses, interpolate_poses, parse_pose_sequence, save_gif
 from cfld.app.uploads import MAX_UPLOAD_MB, Upload, Uploads
+from cfld.checks.numbers import FPS, FRAMES, SEED
+from cfld.checks.sampling import check_sampling
 from cfld.pipelines.editing import image_strip, interpolate, style_transfer
 from cfld.pipelines.guidance import get_guidance
 from cfld.pipelines.inputs import keypoints_from_any
@@ -32,6 +37,8 @@ if TYPE_CHECKING:
     from cfld.pipelines.pipeline_cfld import CFLDPipeline
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: Animations are kept this long for the browser to fetch, then removed.
+RESULT_MAX_AGE_S = 3600.0
 
 
 def user_errors(fn: F) -> F:
@@ -75,6 +82,8 @@ class AppHandlers:
         self.uploads = Uploads(max_upload_mb)
         self.gallery = gallery_poses()
         self.gif_dir = tempfile.mkdtemp(prefix="cfld-app-")  # animations for the browser
+        os.chmod(self.gif_dir, 0o700)  # results of this user's session only
+        self._cleanup = weakref.finalize(self, shutil.rmtree, self.gif_dir, True)
         out_h, out_w = pipe.default_output_size
         # The skeleton beside the result: same aspect, at least 256 pixels high to be readable.
         skel_h = max(out_h, 256)
@@ -86,10 +95,14 @@ class AppHandlers:
         """Pipeline keyword arguments and a seeded generator from the settings panel."""
         if scheduler not in SCHEDULERS:
             raise gr.Error(f"unknown scheduler {scheduler!r}")
+        # The pipeline's own rules (never clamped or coerced): a bad value is a message.
+        checked = check_sampling(steps, scale_pose, scale_app)
+        seed = SEED.check(0 if seed is None else seed, "seed")
         self.pipe.scheduler = make_scheduler(scheduler, self.base_scheduler)
-        g = torch.Generator(device=self.pipe._execution_device).manual_seed(int(seed or 0))
-        kw = dict(num_inference_steps=max(1, int(steps)), scale_pose=float(scale_pose),
-                  scale_app=float(scale_app), guidance_type=self.guidance_type)
+        g = torch.Generator(device=self.pipe._execution_device).manual_seed(int(seed))
+        kw = dict(num_inference_steps=checked["num_inference_steps"],
+                  scale_pose=checked["scale_pose"], scale_app=checked["scale_app"],
+                  guidance_type=self.guidance_type)
         return kw, g
 
     def target_pose(self, gallery_name: str | None, pose_photo: Upload,
@@ -176,12 +189,13 @@ class AppHandlers:
                         progress: gr.Progress = gr.Progress()
                         ) -> tuple[Image.Image, list[Image.Image]]:
         """Appearance interpolation: (strip, frames)."""
+        n_frames = FRAMES.check(frames, "frames")
         a = self.uploads.image(source_a, "source A")
         b = self.uploads.image(source_b, "source B")
         kp = self.target_pose(gallery_name, None, pose_json)
         with self.lock:
             kw, g = self.sampling(steps, scale_pose, scale_app, seed, scheduler)
-            images = interpolate(self.pipe, a, b, kp, n_frames=int(frames), generator=g,
+            images = interpolate(self.pipe, a, b, kp, n_frames=n_frames, generator=g,
                                  on_step=_on_step(progress, "interpolating"), **kw)
         return image_strip(images), images
 
@@ -191,21 +205,42 @@ class AppHandlers:
                     scale_app: float, seed: float, scheduler: str,
                     progress: gr.Progress = gr.Progress()) -> tuple[str, list[Image.Image]]:
         """Animation through a pose sequence: (GIF path, frames)."""
+        fps = FPS.check(fps, "fps")
         src = self.uploads.image(source, "source photo")
         if sequence_json is not None:
             poses = parse_pose_sequence(self.uploads.json(sequence_json, "pose sequence"))
         else:
             if start not in self.gallery or end not in self.gallery:
                 raise gr.Error("pick the first and last gallery poses, or upload a sequence")
-            poses = interpolate_poses(self.gallery[start], self.gallery[end], int(frames))
+            poses = interpolate_poses(self.gallery[start], self.gallery[end],
+                                      int(FRAMES.check(frames, "frames")))
         with self.lock:
             kw, g = self.sampling(steps, scale_pose, scale_app, seed, scheduler)
             images = animate(self.pipe, src, poses, generator=g,
                              on_step=_on_step(progress, "animating"), **kw)
-        fd, gif = tempfile.mkstemp(suffix=".gif", prefix="animation-", dir=self.gif_dir)
-        os.close(fd)
+        self.prune_results()
+        gif = os.path.join(self.gif_dir, f"animation-{time.time_ns()}.gif")
         save_gif(images, gif, fps=float(fps))
         return gif, images
+
+    def prune_results(self, max_age_s: float = RESULT_MAX_AGE_S) -> list[str]:
+        """Remove animations older than ``max_age_s`` from the app's result folder (the
+        browser has long fetched them); returns what was removed."""
+        removed = []
+        now = time.time()
+        for entry in os.scandir(self.gif_dir):
+            try:
+                if now - entry.stat().st_mtime > max_age_s:
+                    os.unlink(entry.path)
+                    removed.append(entry.path)
+            except OSError:
+                continue
+        return removed
+
+    def close(self) -> None:
+        """Delete the app's result folder (also done when the handlers are garbage-collected
+        or the process exits)."""
+        self._cleanup()
 
 
 __all__ = ["AppHandlers", "user_errors"]

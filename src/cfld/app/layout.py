@@ -34,6 +34,8 @@ APP_CSS = """
   object-fit: contain; image-rendering: pixelated;
 }
 """
+#: Gradio's ``delete_cache``: every 10 minutes, remove cached uploads older than an hour.
+CACHE_CLEANUP = (600, 3600)
 GALLERY_HELP = ("Target pose: an uploaded keypoint JSON wins over an uploaded photo, which wins "
                 "over the gallery pose.")
 
@@ -52,7 +54,9 @@ def build_app(pipe: CFLDPipeline, default_steps: int = 50, max_upload_mb: float 
     """
     app = AppHandlers(pipe, max_upload_mb=max_upload_mb, guidance_type=guidance_type)
     out_h, out_w = pipe.default_output_size
-    with gr.Blocks(title=title, analytics_enabled=False) as demo:
+    # Uploads and results leave Gradio's cache after an hour (checked every 10 minutes).
+    with gr.Blocks(title=title, analytics_enabled=False,
+                   delete_cache=CACHE_CLEANUP) as demo:
         gr.Markdown(f"## {title}\nCoarse-to-Fine Latent Diffusion (CVPR 2024). Images are "
                     f"generated at {pipe.image_size[0]}×{pipe.image_size[1]} and shown at "
                     f"{out_h}×{out_w}. Uploads up to {max_upload_mb:g} MB.")
@@ -68,7 +72,36 @@ def build_app(pipe: CFLDPipeline, default_steps: int = 50, max_upload_mb: float 
             with gr.Tab("Animation", id="animate"):
                 _animation_tab(app, names, settings)
     demo.max_upload_mb = max_upload_mb  # read by launch_app
+    for block in demo.blocks.values():
+        if isinstance(block, (gr.Image, gr.ImageEditor)) and block.interactive is not False:
+            checked_upload(block)
     return demo
+
+
+def checked_upload(component: gr.Image | gr.ImageEditor) -> gr.Image | gr.ImageEditor:
+    """Hand a file upload to the handlers as its path, unopened, so that the checks of
+    :class:`~cfld.app.uploads.Uploads` (type, size, EXIF, bit depth, decompression bombs) give
+    the message; whatever Gradio still has to decode itself fails with a clear message too,
+    instead of "Could not preprocess input component"."""
+    original = component.preprocess
+    label = component.label or "the upload"
+
+    def preprocess(payload: Any) -> Any:
+        path = getattr(payload, "path", None)
+        url = getattr(payload, "url", None) or ""
+        if isinstance(component, gr.Image) and component.type == "filepath" and path and not (
+                url.startswith("data:")):
+            return str(path)
+        try:
+            return original(payload)
+        except gr.Error:
+            raise
+        except Exception as err:  # noqa: BLE001 - Gradio's decoders raise anything
+            raise gr.Error(f"{label}: not a readable image ({type(err).__name__}); upload a "
+                           "PNG or JPEG photo") from None
+
+    component.preprocess = preprocess  # type: ignore[method-assign]
+    return component
 
 
 def _settings(default_steps: int) -> list[Any]:

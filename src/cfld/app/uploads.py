@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Union
@@ -11,7 +10,9 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from cfld.data.images import IMAGE_EXTENSIONS, open_image
+from cfld.checks.files import read_json
+from cfld.data.images import IMAGE_EXTENSIONS, check_image_size, convert_image, open_image
+from cfld.pipelines.inputs import array_to_image
 
 #: What a Gradio component hands over: a file path (``type="filepath"``), a PIL image, an array,
 #: or None when nothing was uploaded.
@@ -46,7 +47,7 @@ class Uploads:
             raise gr.Error(f"{what} must be an image ({', '.join(IMAGE_TYPES)}), got "
                            f"'{p.suffix or p.name}'")
         try:
-            return open_image(p, mode=mode, max_side=MAX_IMAGE_SIDE)
+            return open_image(p, mode=mode, max_side=MAX_IMAGE_SIDE, what=what)
         except ValueError as err:
             raise gr.Error(f"{what}: {err}") from None
 
@@ -56,10 +57,14 @@ class Uploads:
             if required:
                 raise gr.Error(f"please upload the {what}")
             return None
-        if isinstance(value, Image.Image):
-            return value.convert("RGB")
-        if isinstance(value, np.ndarray):
-            return Image.fromarray(value.astype(np.uint8)).convert("RGB")
+        try:
+            if isinstance(value, Image.Image):
+                check_image_size(value.size, what, MAX_IMAGE_SIDE)
+                return convert_image(value, "RGB")
+            if isinstance(value, np.ndarray):
+                return array_to_image(value, what)
+        except ValueError as err:
+            raise gr.Error(str(err)) from None
         return self._open(value, what, "RGB")
 
     def json(self, value: str | os.PathLike, what: str) -> object:
@@ -68,9 +73,9 @@ class Uploads:
         if p.suffix.lower() != ".json":
             raise gr.Error(f"{what} must be a .json file, got '{p.suffix or p.name}'")
         try:
-            return json.loads(p.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise gr.Error(f"{what} is not valid JSON ({err})") from None
+            return read_json(p, what, max_bytes=self.max_bytes)
+        except ValueError as err:
+            raise gr.Error(str(err)) from None
 
     def mask(self, editor: dict[str, Any] | None,
              upload: str | os.PathLike | None) -> Image.Image | None:

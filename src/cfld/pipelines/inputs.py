@@ -44,7 +44,7 @@ def prepare_image(image: ImageLike | Sequence[ImageLike], size: Sequence[int],
     if isinstance(image, (str, os.PathLike)):
         image = open_image(image, what=what)
     if isinstance(image, np.ndarray):
-        image = _array_to_image(image, what)
+        image = array_to_image(image, what)
     if isinstance(image, Image.Image):
         _check_side(image.height, image.width, what)
         return image_to_signed(image, size)[None]
@@ -75,7 +75,7 @@ def _check_side(h: int, w: int, what: str) -> None:
                          "on each side (smaller images carry no appearance); give a larger photo")
 
 
-def _array_to_image(arr: np.ndarray, what: str) -> Image.Image:
+def array_to_image(arr: np.ndarray, what: str) -> Image.Image:
     """(H, W, 3) uint8, or floats in [0, 1], → PIL RGB (other dtypes and ranges refused)."""
     if arr.ndim != 3 or arr.shape[-1] != 3:
         raise ValueError(f"{what} array must be (H, W, 3) RGB, got shape {arr.shape}")
