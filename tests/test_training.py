@@ -163,7 +163,7 @@ def test_train_outputs_and_exact_resume(data_root, tmp_path):
     sa = torch.load(out / "checkpoints/step_00000003/state.pt", weights_only=True)
     sb = torch.load(tmp_path / "b/checkpoints/step_00000003/state.pt", weights_only=True)
     assert (sa["epoch"], sa["batch_in_epoch"]) == (sb["epoch"], sb["batch_in_epoch"]) == (1, 1)
-    assert torch.equal(sa["rng"][0]["generator"], sb["rng"][0]["generator"])
+    assert torch.equal(sa["rng"][0]["torch"], sb["rng"][0]["torch"])
     for pid, st in sa["optimizer"]["state"].items():
         assert torch.equal(st["exp_avg_sq"], sb["optimizer"]["state"][pid]["exp_avg_sq"])
     steps = [json.loads(ln)["step"]

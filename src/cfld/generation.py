@@ -2,13 +2,16 @@
 
 Batch mode names each image ``<source stem>___<target stem>.png``
 (:func:`cfld.data.formats.generated_name`), the names ``cfld evaluate`` reads; it skips images
-already written, so an interrupted run resumes where it stopped.
+already written, so an interrupted run resumes where it stopped, and shares the pairs between
+the processes of a ``torchrun`` / ``accelerate launch`` run (:mod:`cfld.distributed`).
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +19,9 @@ import torch
 
 from cfld.data.formats import ANNOTATION_TEST, TEST_DIR, generated_name, read_annotations
 from cfld.data.images import open_image
+from cfld.distributed import Processes
 from cfld.pose.render import pose_map_to_image
+from cfld.seeding import seeded_generator
 from cfld.visualize import make_grid, save_image_atomic
 
 if TYPE_CHECKING:
@@ -43,45 +48,124 @@ def generate_one(pipe: CFLDPipeline, source: str | os.PathLike, pose: str | os.P
     return path
 
 
+@dataclass
+class GenerationSummary:
+    """What a batch run did (the same on every process).
+
+    Attributes:
+        pairs: Distinct pairs asked for.
+        done: Names (``<source stem>___<target stem>``) of the images written now.
+        skipped: Pairs whose image was already there (a resumed run).
+        failed: Name → reason of the pairs that could not be generated.
+        per_process: Images written by each process, in rank order.
+        seconds: Wall time of the generation loop.
+    """
+
+    pairs: int
+    done: list[str] = field(default_factory=list)
+    skipped: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+    per_process: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def describe(self) -> str:
+        """One line: done, skipped and failed counts, and the work of each process."""
+        shares = " + ".join(str(n) for n in self.per_process)
+        return (f"{len(self.done)} generated, {self.skipped} skipped (already there), "
+                f"{len(self.failed)} failed; {len(self.per_process)} process(es) wrote {shares} "
+                f"in {self.seconds:.1f} s")
+
+
+def pair_generator(seed: int, source: str, target: str) -> torch.Generator:
+    """The generator of one pair's noise: seeded from (seed, source name, target name) only."""
+    return seeded_generator(seed, source, target)
+
+
+def _plan_pairs(root: Path, pairs: Sequence[tuple[str, str]], annotations: dict[str, Any],
+                out_dir: Path, batch_size: int, overwrite: bool
+                ) -> tuple[list[list[tuple[str, str]]], int, dict[str, str]]:
+    """(batches still to do, pairs already done, failures found before generating).
+
+    Batches are cut from the whole pair list, so a pair's batch mates do not depend on the
+    process count or on what a previous run finished (only missing pairs stay in a batch)."""
+    for stale in out_dir.glob(".*___*.png.*"):  # temporary files of a killed run
+        stale.unlink(missing_ok=True)
+    todo, skipped, failed = [], 0, {}
+    for start in range(0, len(pairs), batch_size):
+        batch = []
+        for s, t in pairs[start:start + batch_size]:
+            name = generated_name(s, t)
+            if not overwrite and (out_dir / f"{name}.png").exists():
+                skipped += 1
+            elif t not in annotations:
+                failed[name] = f"target {t} has no keypoints in {ANNOTATION_TEST}"
+            elif not (root / TEST_DIR / s).is_file():
+                failed[name] = f"source image {TEST_DIR}/{s} not found"
+            else:
+                batch.append((s, t))
+        if batch:
+            todo.append(batch)
+    return todo, skipped, failed
+
+
 def generate_pairs(pipe: CFLDPipeline, root: str | os.PathLike,
                    pairs: Sequence[tuple[str, str]], out_dir: str | os.PathLike,
                    batch_size: int = 4, seed: int = 0, overwrite: bool = False,
                    log: Callable[[str], None] | None = None, progress: bool = True,
-                   **pipe_kwargs: Any) -> int:
+                   procs: Processes | None = None, **pipe_kwargs: Any) -> GenerationSummary:
     """Generate every ``(source, target)`` pair of a DeepFashion-layout root (sources from
     ``test_highres/``, target poses from the test annotations) into ``out_dir``.
 
-    Batch ``k`` (pairs ``start = k·batch_size`` onward) is generated with a generator seeded
-    ``seed + start``: reruns are reproducible, and resuming regenerates identical images.
+    Each pair's noise comes from :func:`pair_generator` (``seed`` and the two names), so its
+    image does not depend on the process count, ``--limit`` or where an interrupted run
+    stopped; batches are cut from the whole list, so the batch mates of a pair (which move a
+    float result in its last bits) do not either, except for a batch that a killed run left
+    half written.  With several processes (:func:`cfld.distributed.processes`) the batches
+    are shared round-robin; each image is written once, atomically.
 
     Returns:
-        The number of images written now.
-
-    Raises:
-        ValueError: a target has no keypoints in the annotation csv.
+        The summary (on every process); failures are reported there, not raised.
     """
     from tqdm import tqdm
 
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    procs = procs or Processes()
     root, out_dir = Path(root), Path(out_dir)
+    pairs = list(dict.fromkeys((s, t) for s, t in pairs))
     annotations = read_annotations(root / ANNOTATION_TEST)
-    todo = [(s, t) for s, t in pairs
-            if overwrite or not (out_dir / f"{generated_name(s, t)}.png").exists()]
-    missing = sorted({t for _, t in todo if t not in annotations})
-    if missing:
-        raise ValueError(f"{len(missing)} target(s) have no keypoints in {ANNOTATION_TEST}, e.g. "
-                         f"{missing[0]}; run `cfld data check {root}`")
-    if log is not None:
-        log(f"{len(pairs)} pairs, {len(pairs) - len(todo)} already generated, {len(todo)} to go "
-            f"-> {out_dir}")
-    starts = range(0, len(todo), batch_size)
-    for start in tqdm(starts, desc="generate", unit="batch", disable=not progress):
-        chunk = todo[start:start + batch_size]
-        g = torch.Generator().manual_seed(seed + start)
-        result = pipe([root / TEST_DIR / s for s, _ in chunk],
-                      [annotations[t] for _, t in chunk], generator=g, **pipe_kwargs)
-        for (s, t), img in zip(chunk, result.images, strict=True):
-            save_image_atomic(img, out_dir / f"{generated_name(s, t)}.png")
-    return len(todo)
+    plan = None
+    if procs.is_main:  # one view of what is done, taken before any process writes
+        out_dir.mkdir(parents=True, exist_ok=True)
+        plan = _plan_pairs(root, pairs, annotations, out_dir, batch_size, overwrite)
+    todo, skipped, failed = procs.broadcast(plan)
+    if log is not None and procs.is_main:
+        log(f"{len(pairs)} pairs, {skipped} already generated, {len(pairs) - skipped} to go "
+            f"-> {out_dir} ({procs.world} process(es))")
+    mine = todo[procs.rank::procs.world]
+    done, my_failed = [], {}
+    started = time.perf_counter()
+    bar = tqdm(mine, desc="generate", unit="batch", disable=not (progress and procs.is_main))
+    for batch in bar:
+        names = [generated_name(s, t) for s, t in batch]
+        try:
+            result = pipe([root / TEST_DIR / s for s, _ in batch],
+                          [annotations[t] for _, t in batch],
+                          generator=[pair_generator(seed, s, t) for s, t in batch], **pipe_kwargs)
+        except (ValueError, OSError, RuntimeError) as err:
+            my_failed.update((n, f"{type(err).__name__}: {err}") for n in names)
+            continue
+        for name, img in zip(names, result.images, strict=True):
+            save_image_atomic(img, out_dir / f"{name}.png")
+            done.append(name)
+    shares = procs.gather((done, my_failed))
+    summary = GenerationSummary(pairs=len(pairs), skipped=skipped, failed=dict(failed),
+                                seconds=time.perf_counter() - started)
+    for d, f in shares:
+        summary.done += d
+        summary.failed.update(f)
+        summary.per_process.append(len(d))
+    return summary
 
 
-__all__ = ["generate_one", "generate_pairs"]
+__all__ = ["GenerationSummary", "generate_one", "generate_pairs", "pair_generator"]

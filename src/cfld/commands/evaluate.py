@@ -60,15 +60,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the evaluation, print the checks and the table, write the JSON."""
+    from cfld.distributed import processes
     from cfld.metrics.evaluate import evaluate_folder, format_table
 
     out = args.out if args.out is not None else Path(args.generated) / "metrics.json"
+    procs = processes(args.device)  # several under torchrun / accelerate launch
     results = evaluate_folder(
         args.generated,
         args.data,
         args.size,
         batch_size=args.batch_size,
-        device=args.device,
+        device=procs.device,
+        procs=procs,
         inception_weights=args.inception_weights,
         fid_stats_cache=args.fid_stats_cache,
         fid_reference=args.fid_reference,
@@ -78,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         log=print,
     )
+    if not procs.is_main:
+        return 0
     print(format_table(results))
     for note in results["notes"]:
         print(f"note: {note}")

@@ -24,7 +24,13 @@ def run(args: argparse.Namespace) -> int:
     if args.pairs is not None and args.data is None:
         raise ValueError("batch mode needs --data ROOT (the folder with test_highres/ and the "
                          "annotation csv)")
-    pipe = load_pipeline(args.model, args.vae, args.scheduler, args.device)
+    procs = None
+    if not single:  # batch mode shares the pairs between launched processes
+        from cfld.distributed import processes
+
+        procs = processes(args.device)
+    device = args.device if procs is None or procs.world == 1 else str(procs.device)
+    pipe = load_pipeline(args.model, args.vae, args.scheduler, device)
     common = dict(num_inference_steps=default_steps(args), guidance_type=args.guidance_type,
                   scale_pose=args.scale_pose, scale_app=args.scale_app,
                   output_size=parse_size(args.size) if args.size else None,
@@ -39,10 +45,14 @@ def run(args: argparse.Namespace) -> int:
     pairs = read_pairs(args.pairs)
     if args.limit:
         pairs = pairs[: args.limit]
-    generate_pairs(pipe, args.data, pairs, args.out, batch_size=args.batch_size, seed=args.seed,
-                   overwrite=args.overwrite, log=print, **common)
-    print(f"done: {len(pairs)} images in {args.out}")
-    return 0
+    say = print if procs.is_main else (lambda _line: None)
+    summary = generate_pairs(pipe, args.data, pairs, args.out, batch_size=args.batch_size,
+                             seed=args.seed, overwrite=args.overwrite, log=say, procs=procs,
+                             **common)
+    for name, reason in sorted(summary.failed.items()):
+        say(f"failed: {name}: {reason}")
+    say(f"done: {summary.describe()} -> {args.out}")
+    return 1 if summary.failed else 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

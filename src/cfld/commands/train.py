@@ -7,8 +7,9 @@ Every field of :class:`cfld.training.TrainConfig` is a flag (``--batch-size``, `
 ...; booleans as ``--x/--no-x``), made from the dataclass itself, with its help from the field's
 documentation.  ``--config FILE`` starts from a saved configuration (a run's ``config.json``),
 flags and ``--set key=value`` (JSON values) override it, ``--dry-run`` prints the resolved
-configuration and exits.  The command then calls :func:`cfld.training.train`.  Multi-GPU:
-``accelerate launch -m cfld.cli train ...``.
+configuration and exits.  The command then calls :func:`cfld.training.train`.  Several
+processes: ``accelerate launch --multi_gpu --num_processes N -m cfld.cli train ...`` on GPUs,
+``torchrun --nproc_per_node N -m cfld.cli train ...`` on CPU machines (:mod:`cfld.distributed`).
 """
 
 from __future__ import annotations
@@ -157,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
         config.validate()
         print(json.dumps(config.to_dict(), indent=2, sort_keys=True))
         return 0
+    from cfld.distributed import launched_rank
     from cfld.training.loop import train
 
     result = train(config)
@@ -168,6 +170,9 @@ def run(args: argparse.Namespace) -> int:
         "seconds_per_step": round(result["seconds_per_step"], 4) if losses else None,
         "checkpoint": result["checkpoint"],
         "model_dir": result["model_dir"],
+        "num_processes": result["num_processes"],
+        "total_batch_size": result["total_batch_size"],
     }
-    print(json.dumps(summary))
+    if launched_rank() == 0:  # one summary per run, not one per process
+        print(json.dumps(summary))
     return 0

@@ -27,7 +27,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from cfld.checkpoint import write_text_atomic
 from cfld.data.formats import generated_name
 from cfld.data.images import load_image, load_label_map, open_image, to_tensor
+from cfld.distributed import Processes
 from cfld.metrics.fid import (
     INCEPTION_WEIGHTS_ENV,
     CFLDInceptionFeatures,
@@ -49,11 +50,12 @@ from cfld.metrics.lpips import LPIPS
 from cfld.metrics.plan import OFFICIAL_TEST_PAIRS, PlannedPair, plan_folder
 from cfld.metrics.reference import default_cache_dir, reference_stats
 from cfld.metrics.scoring import (
+    MeasuredBatch,
     PairBatch,
     Scores,
     procedural_metrics,
     protocol_metrics,
-    score_batches,
+    score_sharded,
 )
 from cfld.metrics.ssim_psnr import PSNR_CAP_DB
 from cfld.pipelines.geometry import quantise_generated
@@ -122,53 +124,46 @@ def _extractors(dev: torch.device, inception_weights: str | os.PathLike | None,
     return extractors
 
 
-def _folder_batches(plan: list[PlannedPair], size: tuple[int, int], batch_size: int,
-                    dev: torch.device, parts_dir: Path | None,
-                    progress: bool) -> Iterator[PairBatch]:
-    """The planned pairs as batches: generated images quantised as the authors do, ground truth
+def _folder_batch(chunk: list[PlannedPair], size: tuple[int, int], dev: torch.device,
+                  parts_dir: Path | None) -> PairBatch:
+    """Planned pairs as one batch: generated images quantised as the authors do, ground truth
     resized from the originals, part maps where the root has them."""
-    bar = tqdm(total=len(plan), desc="evaluate", unit="pair", disable=not progress, leave=False)
-    for i in range(0, len(plan), batch_size):
-        chunk = plan[i:i + batch_size]
-        gens, gts, sizes, maps = [], [], [], []
-        for p in chunk:
-            try:
-                g = to_tensor(open_image(p.generated))
-            except ValueError as err:  # PIL's decode errors, as DataError
-                raise ValueError(f"cannot read generated image {p.generated}: {err}; "
-                                 "regenerate or remove it") from None
-            sizes.append((int(g.shape[1]), int(g.shape[2])))
-            gens.append(quantise_generated(g, size)[0])
-            gts.append(to_tensor(load_image(p.gt, size)))
-            if parts_dir is not None:
-                path = parts_dir / (Path(p.target).stem + ".png")
-                maps.append(load_label_map(path, size) if path.is_file() else None)
-        batch = PairBatch(gt=torch.stack(gts).to(dev),
-                          predictions={"model": torch.stack(gens).to(dev)},
-                          pairs=[(p.source, p.target) for p in chunk],
-                          extras={"generated_sizes": sizes})
+    gens, gts, sizes, maps = [], [], [], []
+    for p in chunk:
+        try:
+            g = to_tensor(open_image(p.generated))
+        except ValueError as err:  # PIL's decode errors, as DataError
+            raise ValueError(f"cannot read generated image {p.generated}: {err}; "
+                             "regenerate or remove it") from None
+        sizes.append((int(g.shape[1]), int(g.shape[2])))
+        gens.append(quantise_generated(g, size)[0])
+        gts.append(to_tensor(load_image(p.gt, size)))
         if parts_dir is not None:
-            h, w = size
-            batch.has_parts = torch.tensor([m is not None for m in maps], device=dev)
-            batch.parts = torch.stack([m if m is not None else torch.zeros(h, w, dtype=torch.long)
-                                       for m in maps]).to(dev)
-        yield batch
-        bar.update(len(chunk))
-    bar.close()
+            path = parts_dir / (Path(p.target).stem + ".png")
+            maps.append(load_label_map(path, size) if path.is_file() else None)
+    batch = PairBatch(gt=torch.stack(gts).to(dev),
+                      predictions={"model": torch.stack(gens).to(dev)},
+                      pairs=[(p.source, p.target) for p in chunk],
+                      extras={"generated_sizes": sizes})
+    if parts_dir is not None:
+        h, w = size
+        batch.has_parts = torch.tensor([m is not None for m in maps], device=dev)
+        batch.parts = torch.stack([m if m is not None else torch.zeros(h, w, dtype=torch.long)
+                                   for m in maps]).to(dev)
+    return batch
 
 
-def _fid_hook(extractors: dict[str, torch.nn.Module], gen: dict[str, FIDStatistics],
-              ref: dict[str, FIDStatistics] | None) -> Callable[[PairBatch], None]:
-    """Stream the generated images (and, for the test-gt reference, the ground truth) into the
-    FID statistics."""
-
-    def hook(batch: PairBatch) -> None:
-        for k, e in extractors.items():
-            gen[k].update(e(batch.predictions["model"]))
-            if ref is not None:
-                ref[k].update(e(batch.gt))
-
-    return hook
+def _probes(extractors: dict[str, torch.nn.Module], with_gt: bool
+            ) -> dict[str, Callable[[PairBatch], Any]]:
+    """What each batch contributes besides its per-pair scores: FID features of the generated
+    images (and, for the test-gt reference, of the ground truth) and the generated sizes."""
+    probes: dict[str, Callable[[PairBatch], Any]] = {
+        "features": lambda b: {k: e(b.predictions["model"]).cpu() for k, e in extractors.items()},
+        "sizes": lambda b: b.extras["generated_sizes"],
+    }
+    if with_gt:
+        probes["gt_features"] = lambda b: {k: e(b.gt).cpu() for k, e in extractors.items()}
+    return probes
 
 
 def _size_lines(size_counts: dict[tuple[int, int], int], size: tuple[int, int]) -> list[str]:
@@ -244,6 +239,7 @@ def evaluate_folder(
     log: Callable[[str], None] | None = None,
     fid_extractor: torch.nn.Module | None = None,
     fid_cfld_extractor: torch.nn.Module | None = None,
+    procs: Processes | None = None,
 ) -> dict[str, Any]:
     """Score generated images with the authors' DeepFashion protocol (module docstring).
 
@@ -267,6 +263,9 @@ def evaluate_folder(
         log: receives the check and info lines (e.g. ``print``).
         fid_extractor: replaces the standard FID network (tests).
         fid_cfld_extractor: replaces the torchvision Inception (tests).
+        procs: the processes sharing the work (:func:`cfld.distributed.processes`); the
+            batches are shared round-robin and gathered in order, so the results equal a
+            single-process run's; only the main process logs and writes ``out``.
 
     Returns:
         ``fid``, ``fid_cfld``, ``lpips``, ``ssim``, ``ssim_256``, ``psnr``, ``num_pairs``, and
@@ -278,7 +277,8 @@ def evaluate_folder(
         ValueError: bad arguments, or missing generated images without ``allow_missing``.
     """
     t_start = time.perf_counter()
-    log = log or (lambda _line: None)
+    procs = procs or Processes()
+    log = (log or (lambda _line: None)) if procs.is_main else (lambda _line: None)
     size, dev = _check_arguments(size, batch_size, fid_reference, device)
     root, gen_dir = Path(data_root), Path(generated_dir)
     checks: list[str] = []
@@ -298,7 +298,7 @@ def evaluate_folder(
             raise ValueError(f"--fid-stats-cache {cache_dir} is a file; give a folder (one "
                              f"statistics file per feature extractor and size is kept there)")
         ref_stats, n_ref, ref_cached = reference_stats(root, size, extractors, cache_dir,
-                                                       batch_size, progress, log)
+                                                       batch_size, progress, log, procs)
     else:
         ref_stats = {k: FIDStatistics(e.dim) for k, e in extractors.items()}
         n_ref = len(plan)
@@ -307,51 +307,77 @@ def evaluate_folder(
     t_pairs = time.perf_counter()
     parts_dir = root / "test_parts"
     has_parts = parts_dir.is_dir()
+    scored = _score_plan(plan, size, batch_size, dev, parts_dir if has_parts else None,
+                         lpips_net, extractors, ref_stats if fid_reference == "test-gt" else None,
+                         progress, procs)
+    t_pairs = time.perf_counter() - t_pairs
+    results = None
+    if scored is not None:  # the main process
+        scores, gen_stats, size_counts = scored
+        for line in _size_lines(size_counts, size):
+            checks.append(line)
+            log(line)
+        results = _scores_to_results(scores, ref_stats, gen_stats, has_parts, parts_dir, notes)
+        n = scores.num_pairs
+        results.update(
+            size=list(size),
+            fid_reference=fid_reference,
+            fid_reference_images=n_ref,
+            fid_reference_cached=ref_cached,
+            pairs_in_csv=counts["pairs_in_csv"],
+            missing_generated=counts["missing"],
+            extra_generated=counts["extra"],
+            generated_sizes={f"{a}x{b}": c for (a, b), c in size_counts.items()},
+            psnr_cap_db=PSNR_CAP_DB,
+            extractors={k: getattr(e, "identity", type(e).__name__)
+                        for k, e in extractors.items()},
+            checks=checks,
+            notes=notes,
+            seconds_total=round(time.perf_counter() - t_start, 3),
+            seconds_reference=round(t_ref, 3),
+            seconds_pairs=round(t_pairs, 3),
+            pairs_per_s=round(n / t_pairs, 3) if t_pairs > 0 else None,
+            device=str(dev),
+            num_processes=procs.world,
+        )
+        for k, v in list(results.items()):  # JSON has no NaN/inf
+            if isinstance(v, float) and not math.isfinite(v):
+                results[k] = None
+        if out is not None:
+            write_text_atomic(Path(out), json.dumps(results, indent=2, allow_nan=False) + "\n")
+    return procs.broadcast(results)
+
+
+def _score_plan(plan: list[PlannedPair], size: tuple[int, int], batch_size: int,
+                dev: torch.device, parts_dir: Path | None, lpips_net: torch.nn.Module,
+                extractors: dict[str, torch.nn.Module], ref_gt: dict[str, FIDStatistics] | None,
+                progress: bool, procs: Processes
+                ) -> tuple[Scores, dict[str, FIDStatistics], dict[tuple[int, int], int]] | None:
+    """Score the planned pairs, batch ``k`` on process ``k % N``; the main process adds every
+    batch in order (scores, FID statistics of the generated images — and of the ground truth
+    into ``ref_gt`` — and generated-size counts) and returns them; the others return None."""
+    metrics = protocol_metrics(lpips_net) + (procedural_metrics() if parts_dir else [])
     gen_stats = {k: FIDStatistics(e.dim) for k, e in extractors.items()}
     size_counts: dict[tuple[int, int], int] = {}
+    bar = tqdm(total=len(plan), desc="evaluate", unit="pair",
+               disable=not (progress and procs.is_main), leave=False)
 
-    def count_sizes(batch: PairBatch) -> None:
-        for hw in batch.extras["generated_sizes"]:
+    def add(measured: MeasuredBatch) -> None:
+        for k, features in measured.probes["features"].items():
+            gen_stats[k].update(features)
+        for k, features in measured.probes.get("gt_features", {}).items():
+            ref_gt[k].update(features)
+        for hw in measured.probes["sizes"]:
             size_counts[hw] = size_counts.get(hw, 0) + 1
+        bar.update(measured.num_pairs)
 
-    metrics = protocol_metrics(lpips_net) + (procedural_metrics() if has_parts else [])
-    hooks = [_fid_hook(extractors, gen_stats, ref_stats if fid_reference == "test-gt" else None),
-             count_sizes]
-    batches = _folder_batches(plan, size, batch_size, dev, parts_dir if has_parts else None,
-                              progress)
-    scores = score_batches(batches, metrics, hooks)
-    t_pairs = time.perf_counter() - t_pairs
-    for line in _size_lines(size_counts, size):
-        checks.append(line)
-        log(line)
+    def make(k: int) -> PairBatch:
+        return _folder_batch(plan[k * batch_size:(k + 1) * batch_size], size, dev, parts_dir)
 
-    results = _scores_to_results(scores, ref_stats, gen_stats, has_parts, parts_dir, notes)
-    n = scores.num_pairs
-    results.update(
-        size=list(size),
-        fid_reference=fid_reference,
-        fid_reference_images=n_ref,
-        fid_reference_cached=ref_cached,
-        pairs_in_csv=counts["pairs_in_csv"],
-        missing_generated=counts["missing"],
-        extra_generated=counts["extra"],
-        generated_sizes={f"{a}x{b}": c for (a, b), c in size_counts.items()},
-        psnr_cap_db=PSNR_CAP_DB,
-        extractors={k: getattr(e, "identity", type(e).__name__) for k, e in extractors.items()},
-        checks=checks,
-        notes=notes,
-        seconds_total=round(time.perf_counter() - t_start, 3),
-        seconds_reference=round(t_ref, 3),
-        seconds_pairs=round(t_pairs, 3),
-        pairs_per_s=round(n / t_pairs, 3) if t_pairs > 0 else None,
-        device=str(dev),
-    )
-    for k, v in list(results.items()):  # JSON has no NaN/inf
-        if isinstance(v, float) and not math.isfinite(v):
-            results[k] = None
-    if out is not None:
-        write_text_atomic(Path(out), json.dumps(results, indent=2, allow_nan=False) + "\n")
-    return results
+    scores = score_sharded(make, -(-len(plan) // batch_size), metrics, procs,
+                           _probes(extractors, ref_gt is not None), add)
+    bar.close()
+    return None if scores is None else (scores, gen_stats, size_counts)
 
 
 def format_table(results: dict[str, Any]) -> str:

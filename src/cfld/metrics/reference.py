@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 
 from cfld.data.formats import TRAIN_DIR
 from cfld.data.images import list_images, load_image, to_tensor
+from cfld.distributed import Processes, map_ordered
 from cfld.metrics.fid import FIDStatistics, stats_key
 
 _CACHE_VERSION = "cfld-fid-ref-v1"
@@ -33,12 +34,18 @@ def reference_stats(
     batch_size: int,
     progress: bool,
     log: Callable[[str], None],
+    procs: Processes | None = None,
 ) -> tuple[dict[str, FIDStatistics], int, bool]:
     """FID statistics of every training image at ``size``, per extractor (fidelity §8).
 
+    With several processes the main process reads and writes the cache; the features of what
+    is not cached are computed batch by batch across the processes and added in order.
+
     Returns:
-        ``(statistics per extractor key, number of images, all read from the cache?)``.
+        ``(statistics per extractor key, number of images, all read from the cache?)``; the
+        statistics only on the main process.
     """
+    procs = procs or Processes()
     train_dir = root / TRAIN_DIR
     if not train_dir.is_dir():
         raise FileNotFoundError(
@@ -55,23 +62,31 @@ def reference_stats(
     for key, ext in extractors.items():
         digest = stats_key([_CACHE_VERSION, ext.identity, f"{h}x{w}", *listing])
         path = cache_dir / f"fid-ref_{key}_{ext.name}_{h}x{w}.npz"
-        cached = _read_cached(path, digest)
+        cached = _read_cached(path, digest) if procs.is_main else None
         if cached is not None:
             out[key] = cached
             log(f"{key}: reference statistics of {cached.n} training images read from {path}")
         else:
             todo[key] = (path, digest)
+    todo = procs.broadcast(todo)  # the main process's view of the cache
     if todo:
         fresh = {k: FIDStatistics(extractors[k].dim) for k in todo}
         bar = tqdm(total=len(files), desc="FID reference (train)", unit="img",
-                   disable=not progress, leave=False)
-        for i in range(0, len(files), batch_size):
-            batch = torch.stack([to_tensor(load_image(p, size)) for p in files[i:i + batch_size]])
-            for k in todo:
-                fresh[k].update(extractors[k](batch))
-            bar.update(len(batch))
+                   disable=not (progress and procs.is_main), leave=False)
+
+        def features(b: int) -> dict[str, torch.Tensor]:
+            chunk = files[b * batch_size:(b + 1) * batch_size]
+            batch = torch.stack([to_tensor(load_image(p, size)) for p in chunk])
+            return {k: extractors[k](batch).cpu() for k in todo}
+
+        for found in map_ordered(features, -(-len(files) // batch_size), procs):
+            for k, f in found.items():
+                fresh[k].update(f)
+            bar.update(len(next(iter(found.values()))))
         bar.close()
         for k, (path, digest) in todo.items():
+            if not procs.is_main:
+                continue
             meta = {"key": digest, "extractor": extractors[k].identity, "size": [h, w],
                     "images": len(files)}
             try:

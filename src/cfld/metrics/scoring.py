@@ -12,6 +12,11 @@ Both turn their pairs into :class:`PairBatch` values (ground truth, one image ba
 :class:`PairMetric`.  The loop calls every metric on every method's images and keeps running
 means (:class:`Scores`); ``hooks`` see each batch too (FID statistics, grid rows, size counts).
 
+With several processes (``torchrun``, :mod:`cfld.distributed`), :func:`score_sharded` measures
+batch ``k`` on process ``k % N`` (:func:`measure_batch`: the per-pair values, and whatever the
+caller's *probes* compute, e.g. FID features) and the main process adds the measurements in
+batch order — the order of a single-process run, so the means and statistics are the same.
+
 Extending it: a new per-pair score is one more :class:`PairMetric` (a function
 ``(pred, batch) -> (B,)`` values, NaN where a pair cannot be scored); a new control — another
 way of making images for the same pairs, e.g. a swapped source — is one more entry of
@@ -21,19 +26,21 @@ way of making images for the same pairs, e.g. a swapped source — is one more e
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from cfld.distributed import Processes, map_ordered
 from cfld.metrics.parts import DEFAULT_ERODE, part_colour_error, silhouette_iou
 from cfld.metrics.ssim_psnr import PSNR_CAP_DB, psnr, ssim, ssim_256
 
 __all__ = [
     "PART_COLOUR_ERROR",
     "PSNR",
+    "MeasuredBatch",
     "SILHOUETTE_IOU",
     "SILHOUETTE_IOU_GT",
     "SSIM",
@@ -42,11 +49,13 @@ __all__ = [
     "PairMetric",
     "Scores",
     "lpips_metric",
+    "measure_batch",
     "part_metric",
     "protocol_metrics",
     "procedural_metrics",
     "report_erosion",
     "score_batches",
+    "score_sharded",
 ]
 
 
@@ -121,6 +130,13 @@ class Scores:
         run.count += int(finite.sum())
         run.total += float(torch.where(finite, v, torch.zeros_like(v)).sum())
 
+    def add_measured(self, measured: MeasuredBatch, metrics: Sequence[PairMetric]) -> None:
+        """Add one measured batch (every method, every metric, in that order)."""
+        for method, values in measured.values.items():
+            for metric in metrics:
+                self.add(method, metric, values[metric.name])
+        self.num_pairs += measured.num_pairs
+
     def mean(self, method: str, metric: str) -> float | None:
         """The mean over the scored pairs (None when no pair was scored)."""
         run = self._runs.get(method, {}).get(metric)
@@ -158,13 +174,56 @@ def score_batches(batches: Iterable[PairBatch], metrics: Sequence[PairMetric],
     scores = Scores()
     with torch.no_grad():
         for batch in batches:
-            for method, pred in batch.predictions.items():
-                for metric in metrics:
-                    scores.add(method, metric, metric.fn(pred, batch))
-            scores.num_pairs += len(batch)
+            scores.add_measured(measure_batch(batch, metrics), metrics)
             for hook in hooks:
                 hook(batch)
     return scores
+
+
+@dataclass
+class MeasuredBatch:
+    """What one batch contributes, detached and on the CPU (it may travel between processes).
+
+    Attributes:
+        num_pairs: Pairs in the batch.
+        values: Method → metric name → (B,) per-pair values.
+        probes: Probe name → what the probe returned (e.g. FID features).
+    """
+
+    num_pairs: int
+    values: dict[str, dict[str, Tensor]]
+    probes: dict[str, Any] = field(default_factory=dict)
+
+
+def measure_batch(batch: PairBatch, metrics: Sequence[PairMetric],
+                  probes: Mapping[str, Callable[[PairBatch], Any]] | None = None
+                  ) -> MeasuredBatch:
+    """Every metric on every method of one batch, and every probe."""
+    with torch.no_grad():
+        values = {method: {m.name: m.fn(pred, batch).detach().cpu() for m in metrics}
+                  for method, pred in batch.predictions.items()}
+        found = {name: probe(batch) for name, probe in (probes or {}).items()}
+    return MeasuredBatch(len(batch), values, found)
+
+
+def score_sharded(make_batch: Callable[[int], PairBatch], num_batches: int,
+                  metrics: Sequence[PairMetric], procs: Processes,
+                  probes: Mapping[str, Callable[[PairBatch], Any]] | None = None,
+                  on_batch: Callable[[MeasuredBatch], None] | None = None) -> Scores | None:
+    """The evaluation loop over several processes: batch ``k`` (``make_batch(k)``) is measured
+    by process ``k % world``; the main process adds the measurements in batch order and passes
+    each to ``on_batch`` (e.g. to update FID statistics with its probes' features).
+
+    Returns:
+        The scores on the main process, None on the others.
+    """
+    scores = Scores()
+    measure = lambda k: measure_batch(make_batch(k), metrics, probes)  # noqa: E731
+    for measured in map_ordered(measure, num_batches, procs):
+        scores.add_measured(measured, metrics)
+        if on_batch is not None:
+            on_batch(measured)
+    return scores if procs.is_main else None
 
 
 # ----------------------------------------------------------------------------- the metrics

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cfld.seeding import current_sample_generators, per_sample_uniform
+
 # Value added to attention logits of token pairs that come from different image regions
 # inside one shifted window (Microsoft Swin v1 uses −100, not −inf).
 _SHIFT_MASK_VALUE = -100.0
@@ -53,7 +55,10 @@ def shift_attention_mask(resolution: int, window: int, shift: int) -> Tensor:
 class DropPath(nn.Module):
     """Stochastic depth: zero the whole residual branch of a sample with probability p.
 
-    Kept samples are scaled by 1/(1−p); identity in eval mode or when p = 0.
+    Kept samples are scaled by 1/(1−p); identity in eval mode or when p = 0.  Inside a
+    :func:`cfld.seeding.sample_generators` block (the trainer), row i's keep/drop draw comes
+    from generator i, so it does not depend on which process holds the sample; otherwise from
+    torch's global generator, as in the authors' code.
     """
 
     def __init__(self, drop_prob: float = 0.0) -> None:
@@ -65,7 +70,11 @@ class DropPath(nn.Module):
             return x
         keep = 1.0 - self.drop_prob
         shape = (x.shape[0],) + (1,) * (x.ndim - 1)
-        mask = x.new_empty(shape).bernoulli_(keep)
+        generators = current_sample_generators()
+        if generators is not None and len(generators) == x.shape[0]:
+            mask = (per_sample_uniform(generators, x.device) < keep).to(x.dtype).view(shape)
+        else:
+            mask = x.new_empty(shape).bernoulli_(keep)
         return x * mask / keep
 
     def extra_repr(self) -> str:

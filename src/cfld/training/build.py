@@ -15,6 +15,7 @@ from cfld.models.cfld import CFLDModel
 from cfld.pipelines.schedulers import OFFICIAL_SCHEDULER_CONFIG, official_scheduler
 from cfld.presets import Preset, get_preset
 from cfld.training.config import TrainConfig
+from cfld.training.draws import SampleDraws
 
 #: The authors' noise schedule (fidelity §6.2); its one home is :mod:`cfld.pipelines.schedulers`.
 NOISE_SCHEDULER_CONFIG = OFFICIAL_SCHEDULER_CONFIG
@@ -97,11 +98,13 @@ def place_autoencoder(vae: nn.Module, device: torch.device, mixed_precision: str
 
 
 @torch.no_grad()
-def encode_latents(vae: nn.Module, images: Tensor, generator: torch.Generator) -> Tensor:
+def encode_latents(vae: nn.Module, images: Tensor, generator: torch.Generator | None = None,
+                   draws: SampleDraws | None = None) -> Tensor:
     """Images in [-1, 1] → latents × scaling factor (fp32).
 
-    A KL-VAE posterior is SAMPLED (mean + std·ε, ε from ``generator``; fidelity §6.1 step 1);
-    the pixel autoencoder is exact.
+    A KL-VAE posterior is SAMPLED (mean + std·ε, ε from ``draws`` — the pairs' own streams, the
+    trainer's way — or else from ``generator``; fidelity §6.1 step 1); the pixel autoencoder is
+    exact.
     """
     dist = vae.encode(images).latent_dist
     mean = dist.mean
@@ -109,7 +112,8 @@ def encode_latents(vae: nn.Module, images: Tensor, generator: torch.Generator) -
     if std is None:
         z = mean
     else:
-        eps = torch.randn(mean.shape, generator=generator, dtype=torch.float32)
+        eps = (draws.normal(mean.shape[1:]) if draws is not None
+               else torch.randn(mean.shape, generator=generator, dtype=torch.float32))
         z = mean + std * eps.to(device=mean.device, dtype=mean.dtype)
     return z.float() * float(vae.config.scaling_factor)
 

@@ -14,9 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cfld.training.batches import BatchPlan, resolve_batch_plan
 from cfld.training.objective import DROPOUT_MODES
 
 MIXED_PRECISION_MODES = ("no", "fp16", "bf16")
+#: Fields that must agree between an interrupted run and its resumption (the model, the data
+#: order or the random draws depend on them).
+RESUME_MUST_MATCH = ("preset", "trainable", "model_overrides", "batch_size", "total_batch_size",
+                     "gradient_accumulation_steps", "seed", "init_unet", "init_from",
+                     "pretrained_sd", "pretrained_swin", "data_root")
+#: Facts a run writes into its config.json beside the fields (ignored when it is read back).
+RUN_RECORD_KEYS = ("num_processes",)
 TRAINABLE_CHOICES = ("official", "all")
 
 
@@ -42,7 +50,14 @@ class TrainConfig:
         trainable: ``official`` (all but the UNet, + up-block attn2 W_k/W_v), ``all``, or
             ``None`` = the preset's choice.
         model_overrides: Extra CFLDModel keyword arguments merged over the preset's (advanced).
-        batch_size: Pairs per optimiser step and process (2× UNet samples).
+        batch_size: Pairs per micro-batch and process (2× UNet samples); ``None`` = 8, or
+            ``total_batch_size`` / (processes × ``gradient_accumulation_steps``) when that is set.
+        total_batch_size: Pairs per optimiser step over all processes and accumulation steps
+            (the authors' INPUT.BATCH_SIZE, 224 on 8 GPUs), split by processes ×
+            ``gradient_accumulation_steps`` (fidelity §6.3); a run records the resolved value.
+        gradient_accumulation_steps: Micro-batches per optimiser step and process.
+        scale_lr: The paper's rule: learning rate 5e-7 × total batch instead of ``lr`` (the
+            authors' code uses 1e-4 as is).
         epochs: Epochs (100); ignored when ``max_steps`` is set.
         max_steps: Total optimiser steps (overrides ``epochs``).
         lr, adam_betas, adam_eps, weight_decay: Adam settings.
@@ -85,7 +100,10 @@ class TrainConfig:
     trainable: str | None = None
     model_overrides: dict[str, Any] = field(default_factory=dict)
 
-    batch_size: int = 8
+    batch_size: int | None = None
+    total_batch_size: int | None = None
+    gradient_accumulation_steps: int = 1
+    scale_lr: bool = False
     epochs: int = 100
     max_steps: int | None = None
     lr: float = 1e-4
@@ -168,9 +186,13 @@ class TrainConfig:
         if self.mixed_precision not in MIXED_PRECISION_MODES:
             raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION_MODES}, "
                              f"got {self.mixed_precision!r}")
-        positive = {"batch_size": self.batch_size, "epochs": self.epochs,
-                    "log_every": self.log_every, "keep_checkpoints": self.keep_checkpoints,
-                    "sample_steps": self.sample_steps, "sample_count": self.sample_count}
+        positive = {"epochs": self.epochs, "log_every": self.log_every,
+                    "keep_checkpoints": self.keep_checkpoints, "sample_steps": self.sample_steps,
+                    "sample_count": self.sample_count,
+                    "gradient_accumulation_steps": self.gradient_accumulation_steps}
+        for name in ("batch_size", "total_batch_size"):
+            if getattr(self, name) is not None:
+                positive[name] = getattr(self, name)
         for name, value in positive.items():
             if int(value) < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
@@ -197,21 +219,46 @@ class TrainConfig:
         out["decay_epochs"] = list(self.decay_epochs)
         return out
 
+    def resolve(self, num_processes: int) -> tuple[TrainConfig, BatchPlan]:
+        """This configuration for ``num_processes`` processes: ``batch_size``,
+        ``total_batch_size`` and ``lr`` as the run uses them, and the batch plan."""
+        plan = resolve_batch_plan(self.batch_size, self.total_batch_size,
+                                  self.gradient_accumulation_steps, num_processes, self.lr,
+                                  self.scale_lr)
+        return dataclasses.replace(self, batch_size=plan.per_process,
+                                   total_batch_size=plan.total, lr=plan.lr), plan
+
+    def check_resumable(self, saved: dict[str, Any]) -> None:
+        """Raise ValueError naming every field of :data:`RESUME_MUST_MATCH` on which this
+        (resolved) configuration differs from a checkpoint's ``saved`` one."""
+        current = self.to_dict()
+        diffs = [f"{k}: checkpoint {saved.get(k)!r} vs now {current.get(k)!r}"
+                 for k in RESUME_MUST_MATCH if saved.get(k) != current.get(k)]
+        if diffs:
+            raise ValueError("cannot resume exactly with a different setup (" + "; ".join(diffs)
+                             + "); use the interrupted run's settings")
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        """Inverse of :meth:`to_dict`; unknown keys are an error (facts a run records beside
+        its configuration, :data:`RUN_RECORD_KEYS`, are dropped)."""
         names = {f.name for f in dataclasses.fields(cls)}
+        data = {k: v for k, v in data.items() if k not in RUN_RECORD_KEYS}
         unknown = sorted(set(data) - names)
         if unknown:
             raise ValueError(f"unknown TrainConfig field(s) {unknown}")
         return cls(**data)
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the configuration as JSON (atomically)."""
+    def save(self, path: str | os.PathLike, **record: Any) -> Path:
+        """Write the configuration as JSON (atomically), with the run facts ``record`` (keys of
+        :data:`RUN_RECORD_KEYS`, e.g. ``num_processes``) beside the fields."""
         from cfld.checkpoint import write_text_atomic
 
+        unknown = sorted(set(record) - set(RUN_RECORD_KEYS))
+        if unknown:
+            raise ValueError(f"not a run record key: {unknown}; use {RUN_RECORD_KEYS}")
         return write_text_atomic(
-            path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+            path, json.dumps({**self.to_dict(), **record}, indent=2, sort_keys=True) + "\n")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> TrainConfig:

@@ -7,37 +7,42 @@
    (:mod:`cfld.training.build`, :mod:`cfld.training.batches`);
 2. **resume** — restores weights, optimiser, LR schedule, RNG streams and the data position of
    a checkpoint, so the run continues bit for bit;
-3. **loop** — per step encodes ``[img_src; img_tgt]`` (SD VAE: posterior sample × scaling
-   factor), draws the noise, the timestep uniforms and the dropout uniforms from ONE
-   trainer-owned ``torch.Generator``, computes
-   :func:`~cfld.training.objective.training_step_loss`, takes an Adam and an LR-schedule step,
+3. **loop** — per micro-batch encodes ``[img_src; img_tgt]`` (SD VAE: posterior sample ×
+   scaling factor), draws the noise, the timestep uniforms and the dropout uniforms from each
+   pair's own streams (seeded by seed, step and the pair's index in the global batch,
+   :mod:`cfld.training.draws`), computes :func:`~cfld.training.objective.training_step_loss`
+   and accumulates its gradient; then takes an Adam and an LR-schedule step,
    logs (tqdm, TensorBoard, ``metrics.jsonl``), writes atomic checkpoints and sample grids
    (:mod:`cfld.training.samples`), and stops with :class:`TrainingDivergedError` on a
    non-finite loss;
 4. **finish** — a last checkpoint and grid, and the exported model folder.
 
-Works on CPU, one GPU, and many GPUs via ``accelerate launch``.
+Works on CPU, one GPU, many GPUs (``accelerate launch --multi_gpu``) and several CPU processes
+(``torchrun``; :mod:`cfld.distributed`).  The total batch of a step is split between processes
+and accumulation steps (:class:`~cfld.training.batches.BatchPlan`); any split of the same total
+gives the same step up to float rounding.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 import torch
-from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from cfld.checkpoint import atomic_save_dir, write_text_atomic
+from cfld.checkpoint import write_text_atomic
 from cfld.data.datasets import DeepFashionTrain
+from cfld.distributed import make_accelerator
 from cfld.presets import Preset, get_preset
-from cfld.training.batches import EpochBatchSampler, device_batch
+from cfld.seeding import sample_generators
+from cfld.training.batches import BatchPlan, EpochBatchSampler, device_batch
 from cfld.training.build import (
     build_autoencoder,
     build_model,
@@ -47,6 +52,8 @@ from cfld.training.build import (
     place_autoencoder,
 )
 from cfld.training.config import TrainConfig
+from cfld.training.draws import SampleDraws
+from cfld.training.export import export_model
 from cfld.training.lr_schedule import build_lr_scheduler, decay_boundaries
 from cfld.training.objective import training_step_loss
 from cfld.training.samples import grid_pairs, write_sample_grid
@@ -62,11 +69,6 @@ from cfld.training.state import (
     restore_rng_state,
     save_checkpoint,
 )
-
-# Fields that must agree between an interrupted run and its resumption (the model, the data
-# order or the RNG streams depend on them).
-_RESUME_MUST_MATCH = ("preset", "trainable", "model_overrides", "batch_size", "seed",
-                      "init_unet", "init_from", "pretrained_sd", "pretrained_swin", "data_root")
 
 
 class TrainingDivergedError(ValueError):
@@ -95,7 +97,8 @@ class _LossModule(nn.Module):
 class _Run:
     """Everything one invocation of :func:`train` holds (built by :func:`_setup`)."""
 
-    config: TrainConfig
+    config: TrainConfig  # resolved for this process count (TrainConfig.resolve)
+    plan: BatchPlan
     preset: Preset
     accelerator: Any
     run_dir: Path
@@ -108,7 +111,6 @@ class _Run:
     sampler: EpochBatchSampler
     optimizer: torch.optim.Optimizer
     lr_scheduler: Any
-    generator: torch.Generator
     fingerprint: list[float]
     total_steps: int
     ckpt_path: Path | None
@@ -139,7 +141,6 @@ class _Run:
 # ==================================================================================== phases
 def _setup(config: TrainConfig) -> _Run:
     """Validate, decide what to resume, build model, data and optimiser (seeded)."""
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
 
     config.validate()
@@ -148,8 +149,11 @@ def _setup(config: TrainConfig) -> _Run:
                          "no on CPU")
     preset = get_preset(config.preset)
     run_dir = Path(config.output_dir)
-    accelerator = Accelerator(mixed_precision=config.mixed_precision)
+    accelerator = make_accelerator(mixed_precision=config.mixed_precision)
     rank, world = accelerator.process_index, accelerator.num_processes
+    config, plan = config.resolve(world)
+    if accelerator.is_main_process:
+        print(f"cfld train: {plan.describe()}", flush=True)
     device = accelerator.device
     if device.type == "cuda":  # the official run allows TF32 matmuls (fidelity §6.3)
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -172,10 +176,11 @@ def _setup(config: TrainConfig) -> _Run:
     s = preset.source_size
     dataset = DeepFashionTrain(config.data_root, gen_size=preset.image_size, cond_size=(s, s),
                                pose_size=preset.pose_size, flip_p=config.flip_p, seed=config.seed)
-    sampler = EpochBatchSampler(len(dataset), config.batch_size, config.seed, rank, world)
+    sampler = EpochBatchSampler(len(dataset), plan.per_process, config.seed, rank, world,
+                                plan.accumulation)
     if sampler.batches_per_epoch < 1:
-        raise ValueError(f"{len(dataset)} training pairs cannot fill one batch of "
-                         f"{config.batch_size} × {world} process(es); lower --batch-size")
+        raise ValueError(f"{len(dataset)} training pairs cannot fill one total batch of "
+                         f"{plan.total}; lower --batch-size or --total-batch-size")
     # Optimisation (fidelity §6.3).
     fingerprint = frozen_fingerprint(model)
     optimizer = build_optimizer(model.trainable_parameters(), config)
@@ -189,12 +194,10 @@ def _setup(config: TrainConfig) -> _Run:
         low_noise_max_t=config.low_noise_max_t)
     loss_module, optimizer = accelerator.prepare(loss_module, optimizer)
     return _Run(
-        config=config, preset=preset, accelerator=accelerator, run_dir=run_dir,
+        config=config, plan=plan, preset=preset, accelerator=accelerator, run_dir=run_dir,
         model=accelerator.unwrap_model(loss_module).model, loss_module=loss_module, vae=vae,
         vae_dtype=vae_dtype, noise_scheduler=noise_scheduler, dataset=dataset, sampler=sampler,
-        optimizer=optimizer, lr_scheduler=lr_scheduler,
-        generator=torch.Generator().manual_seed(config.seed + 7919 * rank),
-        fingerprint=fingerprint,
+        optimizer=optimizer, lr_scheduler=lr_scheduler, fingerprint=fingerprint,
         total_steps=config.max_steps or config.epochs * sampler.batches_per_epoch,
         ckpt_path=ckpt_path)
 
@@ -204,7 +207,7 @@ def _resume(run: _Run) -> None:
     if run.ckpt_path is None:
         return
     weights, state = load_checkpoint(run.ckpt_path)
-    _check_resume_config(state["config"], run.config)
+    run.config.check_resumable(state["config"])
     if state["frozen_fingerprint"] != run.fingerprint:
         raise ValueError(f"the frozen weights differ from those of the run in {run.ckpt_path} "
                          "(other pretrained files or model code); cannot resume exactly")
@@ -215,7 +218,7 @@ def _resume(run: _Run) -> None:
     if len(state["rng"]) != world:
         raise ValueError(f"the checkpoint was written by {len(state['rng'])} process(es), "
                          f"this run has {world}; resume with the same number")
-    restore_rng_state(state["rng"][rank], run.generator)
+    restore_rng_state(state["rng"][rank])
     run.position = TrainPosition(int(state["step"]), int(state["epoch"]),
                                  int(state["batch_in_epoch"]))
     run.last_ckpt, run.last_ckpt_step = run.ckpt_path, run.position.step
@@ -228,7 +231,7 @@ def _open_outputs(run: _Run) -> None:
         return
     config, metrics_path = run.config, run.run_dir / "metrics.jsonl"
     run.run_dir.mkdir(parents=True, exist_ok=True)
-    config.save(run.run_dir / "config.json")
+    config.save(run.run_dir / "config.json", num_processes=run.accelerator.num_processes)
     if run.ckpt_path is not None:
         _trim_metrics(metrics_path, run.position.step)
     elif metrics_path.exists():
@@ -258,8 +261,13 @@ def _loop(run: _Run) -> None:
                                 num_workers=config.num_workers,
                                 pin_memory=run.device.type == "cuda",
                                 generator=torch.Generator().manual_seed(config.seed))
+            micro: list[dict[str, Tensor]] = []
             for batch in loader:
-                value, lr = _step(run, device_batch(batch, run.device))
+                micro.append(device_batch(batch, run.device))
+                if len(micro) < run.plan.accumulation:
+                    continue
+                value, lr = _step(run, micro)
+                micro = []
                 position.step += 1
                 position.batch_in_epoch += 1
                 if position.batch_in_epoch >= run.iters_per_epoch:
@@ -274,20 +282,32 @@ def _loop(run: _Run) -> None:
         bar.close()
 
 
-def _step(run: _Run, b: dict[str, Tensor]) -> tuple[float, float]:
-    """One optimiser step; returns (loss over all processes, LR used)."""
-    bsz = b["img_src"].shape[0]
+def _micro_loss(run: _Run, b: dict[str, Tensor], draws: SampleDraws) -> Tensor:
+    """The loss of one micro-batch, every random draw from its pairs' streams."""
+    device = run.device
     images = torch.cat([b["img_src"], b["img_tgt"]]).to(run.vae_dtype)
-    latents = encode_latents(run.vae, images, run.generator)
-    noise = torch.randn(latents.shape, generator=run.generator).to(run.device)
-    timestep_u = torch.rand(2 * bsz, generator=run.generator)
-    drop_u = torch.rand(2 * bsz, generator=run.generator)
-    lr = float(run.lr_scheduler.get_last_lr()[0])
-    accelerator = run.accelerator
-    with accelerator.autocast():
-        loss = run.loss_module(latents, noise, b["img_cond"], b["pose_img_src"],
+    latents = encode_latents(run.vae, images, draws=draws)
+    noise = draws.normal(latents.shape[1:]).to(device)
+    timestep_u, drop_u = draws.uniform().to(device), draws.uniform().to(device)
+    with run.accelerator.autocast(), sample_generators(draws.drop_path):
+        return run.loss_module(latents, noise, b["img_cond"], b["pose_img_src"],
                                b["pose_img_tgt"], timestep_u, drop_u)
-    value = float(accelerator.reduce(loss.detach().float(), reduction="mean"))
+
+
+def _step(run: _Run, micro: list[dict[str, Tensor]]) -> tuple[float, float]:
+    """One optimiser step over this process's micro-batches (gradients averaged over all
+    processes and micro-batches); returns (loss over all processes, LR used)."""
+    lr = float(run.lr_scheduler.get_last_lr()[0])
+    accelerator, rank = run.accelerator, run.accelerator.process_index
+    total = torch.zeros((), device=run.device)
+    for a, b in enumerate(micro):
+        draws = SampleDraws(run.config.seed, run.position.step, run.plan.sample_indices(a, rank))
+        last = a == len(micro) - 1  # gradients are all-reduced once, after the last one
+        with nullcontext() if last else accelerator.no_sync(run.loss_module):
+            loss = _micro_loss(run, b, draws)
+            accelerator.backward(loss / len(micro))
+        total += loss.detach().float()
+    value = float(accelerator.reduce(total / len(micro), reduction="mean"))
     if not math.isfinite(value):
         p = run.position
         where = f"; the last checkpoint is {run.last_ckpt}" if run.last_ckpt else ""
@@ -295,7 +315,6 @@ def _step(run: _Run, b: dict[str, Tensor]) -> tuple[float, float]:
             f"the training loss is {value} at step {p.step + 1} (epoch {p.epoch}, lr {lr:.3g}): "
             f"the run diverged. Lower the learning rate (--lr) or train in full precision "
             f"(--mixed-precision no){where}")
-    accelerator.backward(loss)
     run.optimizer.step()
     run.lr_scheduler.step()
     run.optimizer.zero_grad(set_to_none=True)
@@ -346,8 +365,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
     """Train CFLD as configured; return a summary.
 
     Returns:
-        ``{"output_dir", "steps", "start_step", "losses" (this invocation's, one per step),
-        "lrs", "seconds", "seconds_per_step", "checkpoint", "model_dir", "iters_per_epoch"}``.
+        ``{"output_dir", "steps", "start_step", "losses" (this invocation's, one per step,
+        averaged over all processes), "lrs", "seconds", "seconds_per_step", "checkpoint",
+        "model_dir", "iters_per_epoch", "num_processes", "batch_size" (per process),
+        "total_batch_size", "lr"}``.
 
     Raises:
         ValueError: bad configuration (named), e.g. a full preset without ``pretrained_sd``.
@@ -379,6 +400,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "checkpoint": str(run.last_ckpt) if run.last_ckpt else None,
         "model_dir": str(model_dir) if model_dir else None,
         "iters_per_epoch": run.iters_per_epoch,
+        "num_processes": run.plan.processes,
+        "batch_size": run.plan.per_process,
+        "total_batch_size": run.plan.total,
+        "lr": run.plan.lr,
     }
 
 
@@ -393,7 +418,7 @@ def _grid(run: _Run) -> None:
 def _checkpoint(run: _Run) -> Path:
     from accelerate.utils import gather_object
 
-    states = [capture_rng_state(run.generator)]
+    states = [capture_rng_state()]
     if run.accelerator.num_processes > 1:
         states = gather_object(states)
     path = None
@@ -407,29 +432,6 @@ def _checkpoint(run: _Run) -> Path:
                                keep=run.config.keep_checkpoints)
     run.accelerator.wait_for_everyone()
     return path or checkpoint_dir(run.run_dir, run.position.step)
-
-
-def export_model(out_dir: str | os.PathLike, model: nn.Module, vae: nn.Module,
-                 noise_scheduler: SchedulerMixin, output_size: tuple[int, int] | None = None
-                 ) -> Path:
-    """Write the inference folder atomically: the pipeline's ``save_pretrained`` (``model/``,
-    ``vae/``, ``scheduler/``, ``model_index.json``)."""
-    from cfld.pipelines.pipeline_cfld import CFLDPipeline
-
-    def write(tmp: Path) -> None:
-        CFLDPipeline(model=model, vae=vae, scheduler=noise_scheduler,
-                     output_size=list(output_size) if output_size else None).save_pretrained(tmp)
-
-    return atomic_save_dir(out_dir, write)
-
-
-def _check_resume_config(saved: dict[str, Any], config: TrainConfig) -> None:
-    current = config.to_dict()
-    diffs = [f"{k}: checkpoint {saved.get(k)!r} vs now {current.get(k)!r}"
-             for k in _RESUME_MUST_MATCH if saved.get(k) != current.get(k)]
-    if diffs:
-        raise ValueError("cannot resume exactly with a different setup (" + "; ".join(diffs)
-                         + "); use the interrupted run's settings")
 
 
 def _trim_metrics(path: Path, step: int) -> None:

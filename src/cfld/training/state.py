@@ -5,8 +5,9 @@ A checkpoint is a folder ``<run>/checkpoints/step_NNNNNNNN/`` holding
 * ``trainable.safetensors`` — every trainable parameter and every persistent buffer of the
   model (frozen weights are rebuilt from the seed / pretrained parts and verified with a
   fingerprint instead of being copied into every checkpoint);
-* ``state.pt`` — optimiser, LR scheduler, the trainer generator and the torch / numpy / python
-  RNG states of every process, step, epoch, batches consumed in the epoch, frozen-weight
+* ``state.pt`` — optimiser, LR scheduler, the torch / numpy / python RNG states of every
+  process (the training draws themselves are derived from the seed and the step,
+  :mod:`cfld.training.draws`), step, epoch, batches consumed in the epoch, frozen-weight
   fingerprint and the run configuration (loadable with ``torch.load(weights_only=True)``).
 
 The folder is written under a temporary name and renamed, so a crash never leaves a partial
@@ -56,26 +57,29 @@ class TrainPosition:
 
 
 # ---------------------------------------------------------------------------------- RNG states
-def capture_rng_state(generator: torch.Generator) -> dict[str, Any]:
-    """Trainer generator + global torch (+ CUDA) + numpy + python RNG states (weights_only-safe)."""
+def capture_rng_state(generator: torch.Generator | None = None) -> dict[str, Any]:
+    """Global torch (+ CUDA) + numpy + python RNG states, and a generator's if given
+    (weights_only-safe)."""
     np_state = np.random.get_state()
     py_version, py_internal, py_gauss = random.getstate()
     state: dict[str, Any] = {
-        "generator": generator.get_state(),
         "torch": torch.get_rng_state(),
         "numpy": {"name": np_state[0], "keys": torch.from_numpy(np_state[1].astype(np.int64)),
                   "pos": int(np_state[2]), "has_gauss": int(np_state[3]),
                   "cached_gaussian": float(np_state[4])},
         "python": {"version": py_version, "internal": list(py_internal), "gauss": py_gauss},
     }
+    if generator is not None:
+        state["generator"] = generator.get_state()
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
-def restore_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
+def restore_rng_state(state: dict[str, Any], generator: torch.Generator | None = None) -> None:
     """Inverse of :func:`capture_rng_state`."""
-    generator.set_state(state["generator"])
+    if generator is not None:
+        generator.set_state(state["generator"])
     torch.set_rng_state(state["torch"])
     np_s = state["numpy"]
     np.random.set_state((np_s["name"], np_s["keys"].numpy().astype(np.uint32), np_s["pos"],
