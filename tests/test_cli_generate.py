@@ -54,7 +54,8 @@ def test_generate_single(model_dir, root, tmp_path):
                 generator=torch.Generator().manual_seed(0)).images[0]
     assert np.array_equal(np.asarray(first), np.asarray(want))
     first = first.copy()
-    assert main(args) == 0  # same seed, same bytes
+    assert main(args) == 2  # an existing output is never replaced silently
+    assert main([*args, "--overwrite"]) == 0  # same seed, same bytes
     assert list(first.getdata()) == list(Image.open(out).getdata())
     # folder output: name derived from the stems
     assert main([*base, "--out", str(tmp_path / "dir"), "--steps", "1"]) == 0

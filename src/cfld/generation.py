@@ -30,13 +30,17 @@ if TYPE_CHECKING:
 
 def generate_one(pipe: CFLDPipeline, source: str | os.PathLike, pose: str | os.PathLike,
                  out: str | os.PathLike, seed: int = 0, grid: bool = False,
-                 **pipe_kwargs: Any) -> Path:
-    """Generate ``source`` in ``pose`` and write it to ``out`` (a .png/.jpg file, or a folder
-    that gets ``<source stem>___<pose stem>.png``).  With ``grid``, also ``<out>_grid.png``
-    (source | target pose | generated).  Returns the image path."""
-    path = Path(out)
-    if path.suffix.lower() not in (".png", ".jpg", ".jpeg"):
-        path = path / f"{generated_name(str(source), str(pose))}.png"
+                 overwrite: bool = False, **pipe_kwargs: Any) -> Path:
+    """Generate ``source`` in ``pose`` and write it to ``out`` (a .png/.jpg/.webp file, or a
+    folder, given without an extension, that gets ``<source stem>___<pose stem>.png``).  With
+    ``grid``, also ``<out>_grid.png`` (source | target pose | generated).  The output is
+    checked before generating (:func:`cfld.checks.generation.single_output`); an existing file
+    is replaced only with ``overwrite``.  Returns the image path."""
+    from cfld.checks.generation import single_output
+    from cfld.checks.sampling import check_call_kwargs
+
+    check_call_kwargs(pipe_kwargs.get("num_inference_steps", 50), pipe_kwargs)
+    path = single_output(out, source, pose, overwrite, grid)
     result = pipe(source, pose, generator=torch.Generator().manual_seed(seed), **pipe_kwargs)
     image = result.images[0]
     save_image_atomic(image, path)
@@ -127,6 +131,15 @@ def generate_pairs(pipe: CFLDPipeline, root: str | os.PathLike,
         The summary (on every process); failures are reported there, not raised.
     """
     from tqdm import tqdm
+
+    from cfld.checks.generation import batch_pairs
+    from cfld.checks.numbers import BATCH_SIZE
+    from cfld.checks.sampling import check_call_kwargs
+
+    pairs = list(pairs)
+    BATCH_SIZE.check(batch_size, "batch_size")
+    check_call_kwargs(pipe_kwargs.get("num_inference_steps", 50), pipe_kwargs)
+    batch_pairs(pairs, out_dir)  # plain names inside the root, a writable output folder
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from cfld.commands._common import add_sampling_arguments, default_steps
+from cfld.checks.numbers import BATCH_SIZE, LIMIT
+from cfld.commands._common import add_sampling_arguments, default_steps, require_files
 
 
 def run(args: argparse.Namespace) -> int:
     """Single or batch generation."""
+    from cfld.checks.files import input_dir
+    from cfld.checks.generation import batch_pairs, single_output
+    from cfld.checks.numbers import MAX_OUTPUT_SIDE
+    from cfld.checks.sampling import check_output_size
     from cfld.data.formats import read_pairs
     from cfld.generation import generate_one, generate_pairs
     from cfld.shipped import load_pipeline
@@ -24,6 +29,17 @@ def run(args: argparse.Namespace) -> int:
     if args.pairs is not None and args.data is None:
         raise ValueError("batch mode needs --data ROOT (the folder with test_highres/ and the "
                          "annotation csv)")
+    # Everything the run needs is checked before the model is loaded: sizes, inputs, outputs.
+    size = check_output_size(parse_size(args.size, max_side=MAX_OUTPUT_SIDE) if args.size
+                             else None, args.keep_square)
+    if single:
+        require_files(source=args.source, pose=args.pose)
+        single_output(args.out, args.source, args.pose, args.overwrite, args.grid)
+    else:
+        input_dir(args.data, "--data")
+        pairs = read_pairs(args.pairs)
+        pairs = pairs[: args.limit] if args.limit is not None else pairs
+        batch_pairs(pairs, args.out)
     procs = None
     if not single:  # batch mode shares the pairs between launched processes
         from cfld.distributed import processes
@@ -33,18 +49,15 @@ def run(args: argparse.Namespace) -> int:
     pipe = load_pipeline(args.model, args.vae, args.scheduler, device)
     common = dict(num_inference_steps=default_steps(args), guidance_type=args.guidance_type,
                   scale_pose=args.scale_pose, scale_app=args.scale_app,
-                  output_size=parse_size(args.size) if args.size else None,
+                  output_size=size,
                   keep_square=args.keep_square)
     if single:
         pipe.set_progress_bar_config(disable=False)
         out = generate_one(pipe, args.source, args.pose, args.out, seed=args.seed,
-                           grid=args.grid, **common)
+                           grid=args.grid, overwrite=args.overwrite, **common)
         print(f"wrote {out}")
         return 0
     pipe.set_progress_bar_config(disable=True)
-    pairs = read_pairs(args.pairs)
-    if args.limit:
-        pairs = pairs[: args.limit]
     say = print if procs.is_main else (lambda _line: None)
     summary = generate_pairs(pipe, args.data, pairs, args.out, batch_size=args.batch_size,
                              seed=args.seed, overwrite=args.overwrite, log=say, procs=procs,
@@ -73,10 +86,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="output size, e.g. 256x176 or 512x352 (default: the model's)")
     p.add_argument("--keep-square", action="store_true",
                    help="keep the generated square image (no resize to the evaluation size)")
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--limit", type=int, default=None, help="batch mode: first N pairs only")
+    p.add_argument("--batch-size", type=BATCH_SIZE.arg(), default=4)
+    p.add_argument("--limit", type=LIMIT.arg(), default=None,
+                   help="batch mode: first N pairs only")
     p.add_argument("--overwrite", action="store_true",
-                   help="batch mode: regenerate images that already exist")
+                   help="replace an existing --out image (single mode) or regenerate images "
+                        "that already exist (batch mode); default: refuse / skip them")
     p.add_argument("--grid", action="store_true",
                    help="single mode: also write <out>_grid.png (source | pose | generated)")
     add_sampling_arguments(p)
