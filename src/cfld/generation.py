@@ -39,7 +39,10 @@ def generate_one(pipe: CFLDPipeline, source: str | os.PathLike, pose: str | os.P
     from cfld.checks.generation import single_output
     from cfld.checks.sampling import check_call_kwargs
 
+    from cfld.checks.numbers import SEED
+
     check_call_kwargs(pipe_kwargs.get("num_inference_steps", 50), pipe_kwargs)
+    SEED.check(seed)
     path = single_output(out, source, pose, overwrite, grid)
     result = pipe(source, pose, generator=torch.Generator().manual_seed(seed), **pipe_kwargs)
     image = result.images[0]
@@ -133,11 +136,12 @@ def generate_pairs(pipe: CFLDPipeline, root: str | os.PathLike,
     from tqdm import tqdm
 
     from cfld.checks.generation import batch_pairs
-    from cfld.checks.numbers import BATCH_SIZE
+    from cfld.checks.numbers import BATCH_SIZE, SEED
     from cfld.checks.sampling import check_call_kwargs
 
     pairs = list(pairs)
     BATCH_SIZE.check(batch_size, "batch_size")
+    SEED.check(seed)
     check_call_kwargs(pipe_kwargs.get("num_inference_steps", 50), pipe_kwargs)
     batch_pairs(pairs, out_dir)  # plain names inside the root, a writable output folder
 

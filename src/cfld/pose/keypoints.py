@@ -66,7 +66,11 @@ class Keypoints:
 
     def __post_init__(self) -> None:
         frame = check_size(self.frame)
-        arr = np.array(self.coords, dtype=np.float64, copy=True)
+        raw = np.asarray(self.coords)
+        if raw.dtype.kind not in "iuf":  # strings, booleans, objects: refused, not coerced
+            raise ValueError(f"keypoint coordinates must be numbers, got an array of {raw.dtype} "
+                             "(use -1 for a missing joint)")
+        arr = np.array(raw, dtype=np.float64, copy=True)
         if arr.ndim != 2 or arr.shape[1] != 2:
             raise ValueError(
                 "keypoints must be an array of shape (18, 2) of (y, x) pairs, "
