@@ -37,9 +37,8 @@ def generate_one(pipe: CFLDPipeline, source: str | os.PathLike, pose: str | os.P
     checked before generating (:func:`cfld.checks.generation.single_output`); an existing file
     is replaced only with ``overwrite``.  Returns the image path."""
     from cfld.checks.generation import single_output
-    from cfld.checks.sampling import check_call_kwargs
-
     from cfld.checks.numbers import SEED
+    from cfld.checks.sampling import check_call_kwargs
 
     check_call_kwargs(pipe_kwargs.get("num_inference_steps", 50), pipe_kwargs)
     SEED.check(seed)
