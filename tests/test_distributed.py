@@ -20,6 +20,7 @@ from safetensors.torch import load_file
 from cfld.cli import main
 from cfld.data import PAIRS_TEST, read_pairs
 from cfld.data.formats import generated_name
+from cfld.training.batches import BatchPlan
 from conftest import make_pixel_pipeline, tiny_vae
 from multiprocess import driver_command, run, run_until, torchrun_command
 
@@ -87,6 +88,105 @@ def two_process_runs(train_setup, tmp_path_factory):
     return resumed, straight, done.stdout, unfinished
 
 
+# ------------------------------------------------------------------------------------ the pieces
+def test_batch_plan_divides_the_total_like_the_authors():
+    from cfld.training.batches import resolve_batch_plan
+
+    plan = resolve_batch_plan(None, 224, 1, 8, 1e-4)  # the authors' run: 8 GPUs
+    assert (plan.per_process, plan.total, plan.lr) == (28, 224, 1e-4)
+    assert resolve_batch_plan(None, 224, 1, 8, 1e-4, scale_lr=True).lr == pytest.approx(1.12e-4)
+    assert resolve_batch_plan(None, None, 2, 2, 1e-4).total == 32  # 8 per process by default
+    assert resolve_batch_plan(3, None, 2, 2, 1e-4).total == 12
+    assert resolve_batch_plan(28, 224, 1, 8, 1e-4).per_process == 28  # consistent: fine
+    with pytest.raises(ValueError, match="not divisible by 3 process"):
+        resolve_batch_plan(None, 10, 1, 3, 1e-4)
+    with pytest.raises(ValueError, match="give only one"):
+        resolve_batch_plan(4, 224, 1, 8, 1e-4)
+    assert plan.sample_indices(0, 1) == list(range(28, 56))
+    assert BatchPlan(2, 2, 2).sample_indices(1, 0) == [4, 5]
+
+
+def test_sampler_shares_every_step_between_processes_and_micro_batches():
+    from cfld.training.batches import EpochBatchSampler
+
+    plan = BatchPlan(2, 2, 2)  # 2 pairs × 2 processes × 2 micro-batches = 8 per step
+    ranks = [EpochBatchSampler(20, 2, seed=5, rank=r, world_size=2, accumulation=2)
+             for r in range(2)]
+    for r in ranks:
+        r.set_epoch(3)
+    perm = ranks[0].permutation(3).tolist()
+    assert ranks[0].batches_per_epoch == 2 and len(ranks[0]) == 4
+    micro = [list(r) for r in ranks]
+    for step in range(2):
+        for a in range(2):
+            for rank in range(2):
+                positions = [step * plan.total + i for i in plan.sample_indices(a, rank)]
+                assert micro[rank][step * 2 + a] == [perm[i] for i in positions]
+    seen = [i for batches in micro for b in batches for i in b]
+    assert len(seen) == len(set(seen)) == 16  # no overlap, drop_last
+    ranks[1].set_epoch(3, start=1)
+    assert list(ranks[1]) == micro[1][2:]
+
+
+def test_sample_draws_depend_on_the_sample_not_on_the_split():
+    from cfld.training.draws import SampleDraws
+
+    def draws(indices):
+        d = SampleDraws(7, 3, indices)
+        return d.normal((2, 3)), d.uniform(), d.uniform()
+
+    whole = draws([0, 1, 2, 3])
+    halves = [draws([0, 1]), draws([2, 3])]
+    for k in range(3):
+        a, b = halves[0][k], halves[1][k]
+        # rows [sources; targets]: the sources of pairs 0-3, then their targets
+        joined = torch.cat([a[:2], b[:2], a[2:], b[2:]])
+        assert torch.equal(whole[k], joined)
+    assert not torch.equal(draws([0, 1])[0], SampleDraws(7, 4, [0, 1]).normal((2, 3)))
+
+
+def test_drop_path_draws_from_the_samples_own_generators():
+    from cfld.models.swin import DropPath
+    from cfld.seeding import sample_generators, seeded_generator
+
+    layer = DropPath(0.5).train()
+    x = torch.ones(6, 4, 3)
+    with sample_generators([seeded_generator(1, i) for i in range(6)]):
+        whole = layer(x)
+    parts = []
+    for rows in (range(0, 2), range(2, 6)):
+        with sample_generators([seeded_generator(1, i) for i in rows]):
+            parts.append(layer(x[list(rows)]))
+    assert torch.equal(whole, torch.cat(parts))
+    keep = torch.stack([torch.rand((), generator=seeded_generator(1, i)) < 0.5 for i in range(6)])
+    assert torch.equal(whole[:, 0, 0], keep.float() * 2)
+    torch.manual_seed(0)  # outside a block: torch's global generator, as the authors' code
+    first = layer(x)
+    torch.manual_seed(0)
+    assert torch.equal(layer(x), first)
+
+
+def test_seeds_are_stable_and_tell_their_parts_apart():
+    from cfld.seeding import derive_seed
+
+    assert derive_seed(3407, 0, 1) == derive_seed(3407, 0, 1) < 2**63
+    assert len({derive_seed(1, "a", "b"), derive_seed(1, "b", "a"), derive_seed(1, "ab"),
+                derive_seed("1", "a", "b"), derive_seed(1, "a", "b", 0)}) == 5
+
+
+def test_several_processes_in_groups_of_one_is_an_error(monkeypatch):
+    from cfld.distributed import LaunchError, check_group, launched_processes, processes
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    check_group(1)
+    assert processes().world == 1
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert launched_processes() == 2
+    with pytest.raises(LaunchError, match="torchrun --nproc_per_node N"):
+        check_group(1)
+    check_group(2)
+
+
 # ------------------------------------------------------------------------------------ training
 def test_total_batch_of_4_gives_the_same_weights_however_split(train_setup, two_process_runs,
                                                               tmp_path):
@@ -139,6 +239,14 @@ def gen_setup(tmp_path_factory):
     return root, base / "pipe"
 
 
+@pytest.fixture(scope="module")
+def reference_images(gen_setup, tmp_path_factory):
+    """Every pair's image from one process (the images the other runs must reproduce)."""
+    out = tmp_path_factory.mktemp("dist_one") / "one"
+    assert main(_generate_args(gen_setup, out)) == 0
+    return out
+
+
 def _generate_args(setup, out: Path) -> list[str]:
     root, model = setup
     return list(map(str, ["generate", "--model", model, "--pairs", root / PAIRS_TEST, "--data",
@@ -153,13 +261,13 @@ def _evaluate_args(setup, generated: Path, out: Path) -> list[str]:
                           "--no-progress"]))
 
 
-def test_generate_and_evaluate_on_two_processes_equal_one(gen_setup, tmp_path, capsys):
+def test_generate_and_evaluate_on_two_processes_equal_one(gen_setup, reference_images,
+                                                         tmp_path, capsys):
     """2-process ``generate --pairs``, killed and resumed, writes the 1-process run's PNGs byte
     for byte with no pair done twice; 2-process ``evaluate`` gives the 1-process metrics."""
     root, _ = gen_setup
     names = [generated_name(s, t) + ".png" for s, t in read_pairs(root / PAIRS_TEST)]
-    one, two = tmp_path / "one", tmp_path / "two"
-    assert main(_generate_args(gen_setup, one)) == 0
+    one, two = reference_images, tmp_path / "two"
     assert main(_evaluate_args(gen_setup, one, tmp_path / "one.json")) == 0
     assert sorted(p.name for p in one.glob("*.png")) == sorted(names)
     capsys.readouterr()
@@ -189,3 +297,31 @@ def test_generate_and_evaluate_on_two_processes_equal_one(gen_setup, tmp_path, c
     for key in ("fid", "lpips", "ssim", "ssim_256", "psnr", "silhouette_iou",
                 "part_colour_error"):
         assert a[key] is not None and b[key] == pytest.approx(a[key], rel=1e-6, abs=1e-9), key
+
+
+def test_generate_pairs_limit_and_failures_leave_every_image_unchanged(gen_setup,
+                                                                       reference_images,
+                                                                       tmp_path, capsys):
+    """``--limit`` and a pair list with a broken pair give the images of the full run (per-pair
+    noise, batches always run at the same shape); the broken pair is reported, not fatal."""
+    root, _ = gen_setup
+    pairs = read_pairs(root / PAIRS_TEST)
+    full, part, mixed = reference_images, tmp_path / "part", tmp_path / "mixed"
+    assert main([*_generate_args(gen_setup, part), "--limit", "3"]) == 0
+    assert sorted(p.name for p in part.iterdir()) == sorted(
+        generated_name(s, t) + ".png" for s, t in pairs[:3])
+    for f in part.iterdir():
+        assert f.read_bytes() == (full / f.name).read_bytes(), f.name
+    csv = tmp_path / "pairs.csv"
+    csv.write_text("from,to\n" + f"missing.jpg,{pairs[0][1]}\n" + f"{pairs[4][0]},{pairs[4][1]}\n")
+    args = _generate_args(gen_setup, mixed)
+    args[args.index("--pairs") + 1] = str(csv)
+    capsys.readouterr()
+    assert main(args) == 1  # a failure is reported in the exit code
+    out = capsys.readouterr().out
+    bad = generated_name("missing.jpg", pairs[0][1])
+    assert f"failed: {bad}: source image test_highres/missing.jpg not found" in out
+    assert "1 generated, 0 skipped (already there), 1 failed" in out
+    good = generated_name(*pairs[4]) + ".png"
+    assert [p.name for p in mixed.iterdir()] == [good]
+    assert (mixed / good).read_bytes() == (full / good).read_bytes()

@@ -88,29 +88,23 @@ def pair_generator(seed: int, source: str, target: str) -> torch.Generator:
 
 
 def _plan_pairs(root: Path, pairs: Sequence[tuple[str, str]], annotations: dict[str, Any],
-                out_dir: Path, batch_size: int, overwrite: bool
-                ) -> tuple[list[list[tuple[str, str]]], int, dict[str, str]]:
-    """(batches still to do, pairs already done, failures found before generating).
-
-    Batches are cut from the whole pair list, so a pair's batch mates do not depend on the
-    process count or on what a previous run finished (only missing pairs stay in a batch)."""
-    for stale in out_dir.glob(".*___*.png.*"):  # temporary files of a killed run
+                out_dir: Path, overwrite: bool
+                ) -> tuple[list[tuple[str, str]], int, dict[str, str]]:
+    """(pairs still to do, pairs already done, failures found before generating); removes the
+    temporary files of a killed run."""
+    for stale in out_dir.glob(".*___*.png.*"):
         stale.unlink(missing_ok=True)
     todo, skipped, failed = [], 0, {}
-    for start in range(0, len(pairs), batch_size):
-        batch = []
-        for s, t in pairs[start:start + batch_size]:
-            name = generated_name(s, t)
-            if not overwrite and (out_dir / f"{name}.png").exists():
-                skipped += 1
-            elif t not in annotations:
-                failed[name] = f"target {t} has no keypoints in {ANNOTATION_TEST}"
-            elif not (root / TEST_DIR / s).is_file():
-                failed[name] = f"source image {TEST_DIR}/{s} not found"
-            else:
-                batch.append((s, t))
-        if batch:
-            todo.append(batch)
+    for s, t in pairs:
+        name = generated_name(s, t)
+        if not overwrite and (out_dir / f"{name}.png").exists():
+            skipped += 1
+        elif t not in annotations:
+            failed[name] = f"target {t} has no keypoints in {ANNOTATION_TEST}"
+        elif not (root / TEST_DIR / s).is_file():
+            failed[name] = f"source image {TEST_DIR}/{s} not found"
+        else:
+            todo.append((s, t))
     return todo, skipped, failed
 
 
@@ -122,12 +116,14 @@ def generate_pairs(pipe: CFLDPipeline, root: str | os.PathLike,
     """Generate every ``(source, target)`` pair of a DeepFashion-layout root (sources from
     ``test_highres/``, target poses from the test annotations) into ``out_dir``.
 
-    Each pair's noise comes from :func:`pair_generator` (``seed`` and the two names), so its
-    image does not depend on the process count, ``--limit`` or where an interrupted run
-    stopped; batches are cut from the whole list, so the batch mates of a pair (which move a
-    float result in its last bits) do not either, except for a batch that a killed run left
-    half written.  With several processes (:func:`cfld.distributed.processes`) the batches
-    are shared round-robin; each image is written once, atomically.
+    Each pair's noise comes from :func:`pair_generator` (``seed`` and the two names), and every
+    batch goes through the pipeline at ``batch_size`` rows (a short last batch is padded with
+    copies of its last pair, whose results are dropped): CPU kernels round by batch *shape*,
+    not by the batch mates' content, so an image does not depend on the process count, on
+    ``--limit`` or on where an interrupted run stopped.  (Another ``batch_size`` or thread count
+    can move a few pixel values by one level.)  With several processes
+    (:func:`cfld.distributed.processes`) the batches are shared round-robin; each image is
+    written once, atomically.
 
     Returns:
         The summary (on every process); failures are reported there, not raised.
@@ -153,25 +149,27 @@ def generate_pairs(pipe: CFLDPipeline, root: str | os.PathLike,
     plan = None
     if procs.is_main:  # one view of what is done, taken before any process writes
         out_dir.mkdir(parents=True, exist_ok=True)
-        plan = _plan_pairs(root, pairs, annotations, out_dir, batch_size, overwrite)
+        plan = _plan_pairs(root, pairs, annotations, out_dir, overwrite)
     todo, skipped, failed = procs.broadcast(plan)
     if log is not None and procs.is_main:
         log(f"{len(pairs)} pairs, {skipped} already generated, {len(pairs) - skipped} to go "
             f"-> {out_dir} ({procs.world} process(es))")
-    mine = todo[procs.rank::procs.world]
+    batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
+    mine = batches[procs.rank::procs.world]
     done, my_failed = [], {}
     started = time.perf_counter()
     bar = tqdm(mine, desc="generate", unit="batch", disable=not (progress and procs.is_main))
     for batch in bar:
         names = [generated_name(s, t) for s, t in batch]
+        rows = batch + batch[-1:] * (batch_size - len(batch))  # the same shape every time
         try:
-            result = pipe([root / TEST_DIR / s for s, _ in batch],
-                          [annotations[t] for _, t in batch],
-                          generator=[pair_generator(seed, s, t) for s, t in batch], **pipe_kwargs)
+            result = pipe([root / TEST_DIR / s for s, _ in rows],
+                          [annotations[t] for _, t in rows],
+                          generator=[pair_generator(seed, s, t) for s, t in rows], **pipe_kwargs)
         except (ValueError, OSError, RuntimeError) as err:
             my_failed.update((n, f"{type(err).__name__}: {err}") for n in names)
             continue
-        for name, img in zip(names, result.images, strict=True):
+        for name, img in zip(names, result.images[:len(batch)], strict=True):
             save_image_atomic(img, out_dir / f"{name}.png")
             done.append(name)
     shares = procs.gather((done, my_failed))
