@@ -39,6 +39,19 @@ def single_output(out: str | os.PathLike, source: str | os.PathLike, pose: objec
     return path
 
 
+def single_inputs(source: str | os.PathLike, pose: str | os.PathLike) -> None:
+    """Check a single generation's source photo and keypoint file before the model is loaded
+    (opened by the one image opener; a pose image or photo is left to the pipeline)."""
+    from cfld.data.images import open_image
+    from cfld.pipelines.inputs import check_side
+    from cfld.pose.keypoints import Keypoints
+
+    image = open_image(source, what="source image")
+    check_side(image.height, image.width, "source image")
+    if Path(pose).suffix.lower() == ".json":
+        Keypoints.from_json(pose).require_joints()
+
+
 def batch_pairs(pairs: Sequence[tuple[str, str]], out_dir: str | os.PathLike) -> Path:
     """Check a batch before it runs: every name a plain name inside the data root, and
     ``out_dir`` a writable folder (not a file)."""
@@ -51,4 +64,4 @@ def batch_pairs(pairs: Sequence[tuple[str, str]], out_dir: str | os.PathLike) ->
     return output_dir(out_dir, "output folder")
 
 
-__all__ = ["batch_pairs", "single_output"]
+__all__ = ["batch_pairs", "single_inputs", "single_output"]

@@ -8,8 +8,11 @@ import time
 
 def run(args: argparse.Namespace) -> int:
     """Convert, load strictly, save atomically."""
+    from cfld.checks.models import WEIGHTS_NAME
+    from cfld.checks.outputs import output_dir
     from cfld.convert import convert_official
 
+    output_dir(args.out, "--out", ["config.json", WEIGHTS_NAME], overwrite=args.overwrite)
     t0 = time.perf_counter()
     model = convert_official(args.official, args.out, args.config)
     n = sum(p.numel() for p in model.parameters())
@@ -29,4 +32,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--config", metavar="FILE", default=None,
                    help="JSON with the authors' yacs config under 'cfg' and the UNet config "
                         "under 'unet_config' (default: the full-size official configuration)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a model already in --out (default: refuse)")
     p.set_defaults(func=run)

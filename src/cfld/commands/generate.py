@@ -11,7 +11,7 @@ from cfld.commands._common import add_sampling_arguments, default_steps, require
 def run(args: argparse.Namespace) -> int:
     """Single or batch generation."""
     from cfld.checks.files import input_dir
-    from cfld.checks.generation import batch_pairs, single_output
+    from cfld.checks.generation import batch_pairs, single_inputs, single_output
     from cfld.checks.numbers import MAX_OUTPUT_SIDE
     from cfld.checks.sampling import check_output_size
     from cfld.data.formats import read_pairs
@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     if single:
         require_files(source=args.source, pose=args.pose)
         single_output(args.out, args.source, args.pose, args.overwrite, args.grid)
+        single_inputs(args.source, args.pose)
     else:
         input_dir(args.data, "--data")
         pairs = read_pairs(args.pairs)

@@ -152,6 +152,8 @@ def _defaults(cls: type) -> dict[str, Any]:
 
 def _resolve(cls: type, given: dict[str, Any] | None, what: str) -> dict[str, Any]:
     config = _defaults(cls)
+    if given is not None and not isinstance(given, dict):
+        raise ValueError(f"{what} must be an object of options, got {given!r}")
     unknown = set(given or {}) - set(config)
     if unknown:
         raise ValueError(f"unknown {what} option(s) {sorted(unknown)}; valid: {sorted(config)}")

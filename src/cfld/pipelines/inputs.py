@@ -46,7 +46,7 @@ def prepare_image(image: ImageLike | Sequence[ImageLike], size: Sequence[int],
     if isinstance(image, np.ndarray):
         image = array_to_image(image, what)
     if isinstance(image, Image.Image):
-        _check_side(image.height, image.width, what)
+        check_side(image.height, image.width, what)
         return image_to_signed(image, size)[None]
     if isinstance(image, Tensor):
         x = image[None] if image.ndim == 3 else image
@@ -60,7 +60,7 @@ def prepare_image(image: ImageLike | Sequence[ImageLike], size: Sequence[int],
         if x.min() < -1.01 or x.max() > 1.01:
             raise ValueError(f"{what} tensor values must lie in [-1, 1] (map [0, 1] images with "
                              "x * 2 - 1)")
-        _check_side(x.shape[-2], x.shape[-1], what)
+        check_side(x.shape[-2], x.shape[-1], what)
         if tuple(x.shape[-2:]) != size:
             x = F.interpolate(x.float(), size=size, mode="bicubic", antialias=True,
                               align_corners=False).clamp(-1, 1)
@@ -69,7 +69,7 @@ def prepare_image(image: ImageLike | Sequence[ImageLike], size: Sequence[int],
                      "a file path, an (H, W, 3) array or a (B, 3, H, W) tensor in [-1, 1]")
 
 
-def _check_side(h: int, w: int, what: str) -> None:
+def check_side(h: int, w: int, what: str) -> None:
     if min(h, w) < MIN_INPUT_SIDE:
         raise ValueError(f"{what} is {w}×{h} pixels; it must be at least {MIN_INPUT_SIDE} pixels "
                          "on each side (smaller images carry no appearance); give a larger photo")
