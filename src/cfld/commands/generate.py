@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from cfld.checks.numbers import BATCH_SIZE, LIMIT
 from cfld.commands._common import add_sampling_arguments, default_steps, require_files
@@ -33,7 +34,9 @@ def run(args: argparse.Namespace) -> int:
     size = check_output_size(parse_size(args.size, max_side=MAX_OUTPUT_SIDE) if args.size
                              else None, args.keep_square)
     if single:
-        require_files(source=args.source, pose=args.pose)
+        # A pose without an extension may name an example pose, left to the pipeline.
+        pose_file = args.pose if Path(args.pose).suffix or Path(args.pose).exists() else None
+        require_files(source=args.source, pose=pose_file)
         single_output(args.out, args.source, args.pose, args.overwrite, args.grid)
         single_inputs(args.source, args.pose)
     else:
