@@ -24,27 +24,13 @@ import torch
 from PIL import Image
 
 from cfld.pipelines.inputs import ImageLike, PoseLike, prepare_pose, prepare_source
+from cfld.pose.gallery import POSE_GALLERY_DIR, gallery_poses
 from cfld.pose.keypoints import Keypoints
 
 if TYPE_CHECKING:
     from cfld.pipelines.pipeline_cfld import CFLDPipeline
 
 StepCallback = Callable[[int, int], None]
-
-#: The built-in pose gallery: keypoint JSON files in the 256×176 DeepFashion frame.
-POSE_GALLERY_DIR = Path(__file__).resolve().parent / "assets" / "poses"
-
-
-def gallery_poses() -> dict[str, Keypoints]:
-    """The built-in poses by name (``standing_front``, ``walking``, ``arms_raised``, …)."""
-    out = {}
-    for f in sorted(POSE_GALLERY_DIR.glob("*.json")):
-        name = f.stem.split("_", 1)[1] if f.stem[:2].isdigit() else f.stem
-        out[name] = Keypoints.from_json(f)
-    if not out:
-        raise FileNotFoundError(f"the pose gallery is missing from this installation "
-                                f"({POSE_GALLERY_DIR})")
-    return out
 
 
 def interpolate_poses(start: Keypoints, end: Keypoints, n_frames: int) -> list[Keypoints]:

@@ -13,19 +13,15 @@ import sys
 import typing
 from collections.abc import Sequence
 
-# Order = order in `cfld --help`.  A module that is absent (feature not built yet) is skipped.
-COMMAND_MODULES: tuple[str, ...] = (
-    "demo",
-    "generate",
-    "train",
-    "evaluate",
-    "convert",
-    "info",
-    "data",
-    "pose",
-    "edit",
-    "animate",
-    "app",
+from cfld.commands import COMMANDS
+
+#: Order = order in `cfld --help`.
+COMMAND_MODULES: tuple[str, ...] = tuple(COMMANDS)
+EXAMPLES = (
+    "cfld demo                                   # the shipped small model, offline",
+    "cfld generate --source me.jpg --pose walking --out me_walking.png",
+    "cfld convert --official CFLD/checkpoints --pretrained-sd stable-diffusion-v1-5/"
+    "stable-diffusion-v1-5 --out cfld-fashion",
 )
 
 
@@ -40,30 +36,42 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the top-level parser with every available sub-command."""
-    parser = _Parser(
-        prog="cfld",
-        description="Coarse-to-Fine Latent Diffusion for pose-guided person image synthesis.",
-    )
-    from cfld import __version__
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The sub-command named in ``argv`` (the first word that is one), else None."""
+    return next((a for a in argv if not a.startswith("-")), None) if argv else None
 
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The top-level parser.  Only the sub-command named in ``argv`` is imported and built in
+    full (all of them when ``argv`` is None); the others are one-line entries, so that
+    ``cfld --help`` and ``cfld CMD --help`` import neither torch nor diffusers."""
+    from cfld import __version__
+    from cfld.commands._help import HelpFormatter, examples
+
+    parser = _Parser(
+        prog="cfld", formatter_class=HelpFormatter,
+        description="Coarse-to-Fine Latent Diffusion for pose-guided person image synthesis.\n"
+                    "The shipped model is a small model of procedural people, for trying the "
+                    "tools offline;\nreal photos need the authors' weights (README: Real "
+                    "weights).",
+        epilog=examples(EXAMPLES) + "\n\n`cfld COMMAND --help` shows each command's options "
+                                   "and examples.")
     parser.add_argument("--version", action="version", version=f"cfld {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    wanted = None if argv is None else _command_in(argv)
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"cfld.commands.{name}")
-        except ModuleNotFoundError as err:
-            if err.name == f"cfld.commands.{name}":
-                continue
-            raise
+        if argv is not None and name != wanted:
+            sub.add_parser(name, help=COMMANDS[name], add_help=False)
+            continue
+        module = importlib.import_module(f"cfld.commands.{name}")
         module.register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `cfld` console script."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as done:  # --help/--version (0) or a bad flag (2, already printed)

@@ -135,10 +135,43 @@ def convert_official(official_dir: str | os.PathLike, out_dir: str | os.PathLike
     return model
 
 
+def convert_official_pipeline(official_dir: str | os.PathLike, out_dir: str | os.PathLike | None,
+                              pretrained_sd: str | os.PathLike,
+                              config: str | os.PathLike | dict[str, Any] | None = None):
+    """The authors' checkpoint as a complete pipeline folder: the converted model, the SD-1.5
+    VAE of ``pretrained_sd`` and the authors' DDPM scheduler (fidelity §6.2), which
+    ``CFLDPipeline.from_pretrained(out_dir)`` loads with no other argument.
+
+    Args:
+        official_dir: The authors' checkpoint folder (see :func:`convert_official`).
+        out_dir: The pipeline folder to write (``None``: return the pipeline only).
+        pretrained_sd: Stable Diffusion 1.5: a local folder (with ``vae/``) or a hub id such as
+            ``stable-diffusion-v1-5/stable-diffusion-v1-5`` (fetched when online).
+        config: As in :func:`convert_official`.
+
+    Returns:
+        The :class:`~cfld.CFLDPipeline`.
+    """
+    from cfld.models.pretrained import load_vae
+    from cfld.pipelines.pipeline_cfld import CFLDPipeline
+    from cfld.pipelines.schedulers import official_scheduler
+
+    folder = Path(official_dir)
+    if not folder.is_dir():  # before fetching SD-1.5
+        raise FileNotFoundError(f"official checkpoint folder not found: {folder}")
+    vae = load_vae(pretrained_sd).eval()  # first: a wrong SD path fails before the big load
+    model = convert_official(folder, None, config)
+    pipe = CFLDPipeline(model=model, scheduler=official_scheduler(), vae=vae)
+    if out_dir is not None:
+        atomic_save_dir(out_dir, lambda tmp: pipe.save_pretrained(tmp, safe_serialization=True))
+    return pipe
+
+
 def save_atomic(model: CFLDModel, out_dir: str | os.PathLike) -> Path:
     """``save_pretrained`` atomically (see :func:`cfld.checkpoint.atomic_save_dir`)."""
     return atomic_save_dir(out_dir, lambda tmp: model.save_pretrained(tmp, safe_serialization=True))
 
 
-__all__ = ["CheckpointMismatchError", "convert_official", "load_tensor_file",
+__all__ = ["CheckpointMismatchError", "convert_official", "convert_official_pipeline",
+           "load_tensor_file",
            "map_official_state_dict", "read_official_config", "save_atomic"]

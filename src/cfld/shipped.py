@@ -11,10 +11,26 @@ import os
 from pathlib import Path
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "assets" / "cfld-synthetic"
+#: Models that ship inside the package, by the name ``from_pretrained`` and ``--model`` take.
+SHIPPED_MODELS: dict[str, Path] = {"cfld-synthetic": SHIPPED_DIR}
 
 #: Sampler used by `cfld demo` (chosen by benchmarks/bench_sampler_quality.py: the fastest
 #: setting whose quality is within the DDPM-50 seed-to-seed spread).
 DEMO_SETTINGS = {"scheduler": "ddpm", "steps": 20}
+
+
+def shipped_name(model: object) -> str | None:
+    """``model`` if it names a shipped model and is not a local folder of that name, else None."""
+    if isinstance(model, (str, os.PathLike)):
+        name = os.fspath(model)
+        if name in SHIPPED_MODELS and not os.path.exists(name):
+            return name
+    return None
+
+
+def is_shipped(pipe: object) -> bool:
+    """Whether ``pipe`` was loaded from a shipped model (see :func:`load_shipped_pipeline`)."""
+    return bool(getattr(pipe, "_cfld_shipped", False))
 
 
 def shipped_model_dir() -> Path:
@@ -26,8 +42,8 @@ def shipped_model_dir() -> Path:
     return SHIPPED_DIR
 
 
-def load_shipped_pipeline():
-    """Load the shipped pipeline (CPU, float32)."""
+def load_shipped_pipeline(torch_dtype=None):
+    """Load the shipped pipeline (CPU; float32 unless ``torch_dtype`` says otherwise)."""
     import json
 
     import torch
@@ -39,32 +55,36 @@ def load_shipped_pipeline():
 
     folder = shipped_model_dir()
     # Stored in float16 to keep the wheel small; computed in float32.
-    model = CFLDModel.from_pretrained(folder / "model", torch_dtype=torch.float32)
+    model = CFLDModel.from_pretrained(folder / "model", torch_dtype=torch_dtype or torch.float32)
     index = json.loads((folder / "model_index.json").read_text())
-    return CFLDPipeline(model=model,
+    pipe = CFLDPipeline(model=model,
                         scheduler=DDPMScheduler.from_pretrained(folder / "scheduler"),
                         vae=PixelUnshuffleAutoencoder.from_pretrained(folder / "vae"),
                         output_size=index.get("output_size"))
+    pipe._cfld_shipped = True  # the CLI and the app say what this model is for (cfld.scope)
+    return pipe
 
 
 def load_pipeline(model: str | None = None, vae: str | None = None,
                   scheduler: str | None = None, device: str | None = None):
-    """Load ``model`` (folder or hub id; default: the shipped model), optionally with another
-    VAE and a scheduler by name (:data:`cfld.pipelines.schedulers.SCHEDULERS`)."""
+    """Load ``model`` (a shipped model's name, a folder or a hub id; default: the shipped
+    model), optionally with another VAE and a scheduler by name
+    (:data:`cfld.pipelines.schedulers.SCHEDULERS`)."""
     from cfld.checks.device import check_device
     from cfld.pipelines.pipeline_cfld import CFLDPipeline
     from cfld.pipelines.schedulers import make_scheduler
 
     if device is not None:
         check_device(device)  # before loading anything
-    if model is None:
+    if model is None or shipped_name(model):
         pipe = load_shipped_pipeline()
     else:
         looks_local = os.path.isabs(model) or model.startswith(".") or model.count("/") != 1
         if looks_local and not Path(model).is_dir():
-            raise FileNotFoundError(f"model folder not found: {model} (give a folder written by "
-                                    "`cfld train`, `cfld convert` or save_pretrained, or a hub "
-                                    "id such as org/name)")
+            raise FileNotFoundError(
+                f"model folder not found: {model} (give {', '.join(SHIPPED_MODELS)}, a folder "
+                "written by `cfld convert --pretrained-sd`, `cfld train` or save_pretrained, or "
+                "a hub id such as org/name)")
         kwargs = {"vae": vae} if vae is not None else {}
         pipe = CFLDPipeline.from_pretrained(model, **kwargs)
     if scheduler is not None:

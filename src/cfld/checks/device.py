@@ -9,8 +9,19 @@ from typing import Any
 DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
 
 
+def auto_device() -> str:
+    """``cuda`` when a CUDA GPU is available, else ``mps`` (Apple GPU), else ``cpu``."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    return "mps" if mps is not None and mps.is_available() else "cpu"
+
+
 def check_device(device: Any, what: str = "device") -> Any:
-    """Return ``torch.device(device)`` if this machine has it.
+    """Return ``torch.device(device)`` if this machine has it (``"auto"``: see
+    :func:`auto_device`).
 
     Raises:
         ValueError: Not a device name, a type cfld does not run on, or absent here (e.g.
@@ -18,7 +29,9 @@ def check_device(device: Any, what: str = "device") -> Any:
     """
     import torch
 
-    options = "cpu, cuda, cuda:N, mps or xpu"
+    options = "auto, cpu, cuda, cuda:N, mps or xpu"
+    if isinstance(device, str) and device.strip() == "auto":
+        device = auto_device()
     if isinstance(device, torch.device):
         dev = device
     elif isinstance(device, str):
@@ -47,12 +60,13 @@ def check_device(device: Any, what: str = "device") -> Any:
 
 
 def device_arg(text: str) -> str:
-    """argparse ``type=`` for ``--device``: checked, kept as the string given."""
+    """argparse ``type=`` for ``--device``: checked, kept as the string given (``auto``
+    becomes the device it picks)."""
     try:
         check_device(text, "")
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err).lstrip()) from None
-    return text
+    return auto_device() if text.strip() == "auto" else text
 
 
-__all__ = ["DEVICE_TYPES", "check_device", "device_arg"]
+__all__ = ["DEVICE_TYPES", "auto_device", "check_device", "device_arg"]

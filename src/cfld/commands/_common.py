@@ -5,29 +5,29 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from cfld.checks.device import device_arg
 from cfld.checks.files import input_file
 from cfld.checks.numbers import GUIDANCE_SCALE, SEED, STEPS
-from cfld.pipelines.guidance import GUIDANCE_TYPES
-from cfld.pipelines.schedulers import SCHEDULERS
+from cfld.commands._help import GUIDANCE_NAMES, SCHEDULER_NAMES
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # torch and the pipeline are imported when a command runs, not for --help
     from collections.abc import Callable
+
+    import torch
 
     from cfld.pipelines.pipeline_cfld import CFLDPipeline
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     """Which pipeline to load and where to run it (generate, edit, animate, app)."""
-    p.add_argument("--model", default=None, metavar="DIR|HUB_ID",
-                   help="pipeline or model folder, or hub id (default: the shipped small model)")
-    p.add_argument("--vae", default=None, metavar="DIR",
-                   help="SD-1.5 VAE folder for a model folder without one (e.g. `cfld convert` "
-                        "output)")
-    p.add_argument("--device", default=None, type=device_arg,
-                   help="cpu, cuda, cuda:1, ... (default: cpu)")
+    p.add_argument("--model", default=None, metavar="NAME|DIR|HUB_ID",
+                   help="cfld-synthetic (the shipped small model, the default), a pipeline "
+                        "folder (e.g. written by `cfld convert`), or a hub id")
+    p.add_argument("--vae", default=None, metavar="DIR|HUB_ID",
+                   help="SD-1.5 VAE for a model folder without one (not needed for a folder "
+                        "written by `cfld convert --pretrained-sd`)")
+    p.add_argument("--device", default="auto", type=device_arg,
+                   help="auto (cuda, else mps, else cpu), cpu, cuda, cuda:N or mps")
 
 
 def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
@@ -35,13 +35,15 @@ def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
     p.add_argument("--steps", type=STEPS.arg(), default=None,
                    help="denoising steps (default 50 for ddpm, 20 otherwise)")
-    p.add_argument("--scheduler", default="ddpm", choices=sorted(SCHEDULERS))
-    p.add_argument("--guidance-type", default="uc_down_full", choices=sorted(GUIDANCE_TYPES))
+    p.add_argument("--scheduler", default="ddpm", choices=SCHEDULER_NAMES,
+                   help="diffusers sampler (ddpm: the paper's)")
+    p.add_argument("--guidance-type", default="uc_down_full", choices=GUIDANCE_NAMES,
+                   help="classifier-free guidance (uc_down_full: Eq. 7)")
     p.add_argument("--scale-pose", type=GUIDANCE_SCALE.arg(), default=2.0,
                    help="w_pose of Eq. (7)")
     p.add_argument("--scale-app", type=GUIDANCE_SCALE.arg(), default=2.0,
                    help="w_app of Eq. (7)")
-    p.add_argument("--seed", type=SEED.arg(), default=0)
+    p.add_argument("--seed", type=SEED.arg(), default=0, help="random seed of the initial noise")
 
 
 def add_overwrite_argument(p: argparse.ArgumentParser) -> None:
@@ -70,6 +72,8 @@ def load_sampling(args: argparse.Namespace) -> tuple[CFLDPipeline, dict[str, Any
                                                      torch.Generator]:
     """The pipeline of ``--model``, the keyword arguments of every pipeline call, a generator
     seeded with ``--seed``."""
+    import torch
+
     from cfld.shipped import load_pipeline
 
     check_sampling_args(args)

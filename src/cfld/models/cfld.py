@@ -334,6 +334,9 @@ class CFLDModel(ModelMixin, ConfigMixin):
         the weights are assigned, so nothing is initialised twice.
         """
         folder = _resolve_folder(pretrained_model_name_or_path, subfolder)
+        if (subfolder is None and not (folder / cls.config_name).is_file()
+                and (folder / "model_index.json").is_file() and (folder / "model").is_dir()):
+            folder = folder / "model"  # a pipeline folder: its model component
         config_path = folder / cls.config_name
         weights = folder / WEIGHTS_NAME
         for path in (config_path, weights):
@@ -385,11 +388,19 @@ class CFLDModel(ModelMixin, ConfigMixin):
 
 def _resolve_folder(name_or_path: str | os.PathLike, subfolder: str | None) -> Path:
     """A local folder as is; else a hub id fetched with huggingface_hub (cache/offline aware)."""
+    from cfld.shipped import SHIPPED_MODELS, shipped_name
+
+    if shipped_name(name_or_path):
+        name_or_path = SHIPPED_MODELS[os.fspath(name_or_path)]
     path = Path(name_or_path)
     if not path.exists():
         if os.fspath(name_or_path).count("/") != 1:
             raise FileNotFoundError(f"model folder not found: {path}")
         from huggingface_hub import snapshot_download
+
+        from cfld.models.unet import check_hub_id
+
+        check_hub_id(os.fspath(name_or_path), "model")  # offline: at once, with the fix
 
         try:
             path = Path(snapshot_download(os.fspath(name_or_path)))

@@ -65,16 +65,50 @@ def load_sd_component(cls: type, path_or_id: str | os.PathLike, name: str,
     """Load one Stable Diffusion component (``cls.from_pretrained``) from a local folder or hub
     id; a full SD pipeline folder's ``name/`` subfolder is used automatically."""
     path = os.fspath(path_or_id)
-    if subfolder is None and os.path.isdir(os.path.join(path, name)):
-        subfolder = name
+    local = os.path.isdir(path)
+    if not local:
+        check_hub_id(path, f"Stable Diffusion 1.5 (for its {name})")
+    if subfolder is None and (os.path.isdir(os.path.join(path, name)) or not local):
+        subfolder = name  # a full SD folder or hub repo: its component folder
     try:
         return cls.from_pretrained(path, subfolder=subfolder)
     except OSError as err:
+        if not local and subfolder == name:  # a hub repo of the component alone
+            try:
+                return cls.from_pretrained(path)
+            except OSError:
+                pass
         raise FileNotFoundError(
             f"could not load a diffusers {cls.__name__} from {path!r} ({err}); give a local "
             f"Stable Diffusion 1.5 folder (with {name}/config.json and weights) or a hub id "
             "while online"
         ) from err
+
+
+def check_hub_id(name: str, what: str) -> None:
+    """``name``, not a local folder, must look like a hub id (``org/name``) and the hub must be
+    reachable in principle: with ``HF_HUB_OFFLINE=1`` a name not in the local cache fails at
+    once, with the fix, instead of after the hub's retries.
+
+    Raises:
+        FileNotFoundError: Not a folder and not a hub id; or offline and not cached.
+    """
+    if name.count("/") != 1 or name.startswith((".", "/", "~")):
+        raise FileNotFoundError(f"{what}: folder not found: {name} (give a local folder or a "
+                                "hub id such as stable-diffusion-v1-5/stable-diffusion-v1-5)")
+    from huggingface_hub import constants
+
+    flag = os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
+    if constants.HF_HUB_OFFLINE or flag:
+        from huggingface_hub import snapshot_download
+
+        try:
+            snapshot_download(name, local_files_only=True)
+        except Exception:  # noqa: BLE001 - any cache miss is the same answer
+            raise FileNotFoundError(
+                f"{what}: {name!r} is not a local folder, and hub downloads are off "
+                "(HF_HUB_OFFLINE=1) with nothing cached for it; download it once while online "
+                f"(unset HF_HUB_OFFLINE), or give a local folder") from None
 
 
 def load_pretrained_unet(path_or_id: str | os.PathLike, subfolder: str | None = None,

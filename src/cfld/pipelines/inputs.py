@@ -125,13 +125,21 @@ def keypoints_from_skeleton_image(image: Image.Image) -> Keypoints:
 
 
 def keypoints_from_any(pose: PoseLike, estimator: PoseEstimator | None = None) -> Keypoints:
-    """Keypoints from Keypoints, a JSON path/dict, a skeleton image or a photo (estimated)."""
+    """Keypoints from Keypoints, an example pose's name, a JSON path/dict, a skeleton image or a
+    photo (estimated)."""
     if isinstance(pose, Keypoints):
         return pose
     if isinstance(pose, dict):
         return Keypoints.from_json(pose)
     if isinstance(pose, (str, os.PathLike)):
+        from cfld.pose.gallery import example_pose, example_pose_names, is_example_pose
+
+        if is_example_pose(pose):  # "walking": a shipped example pose (cfld pose --list)
+            return example_pose(pose)
         p = Path(pose)
+        if not p.suffix and not p.exists():
+            raise FileNotFoundError(f"target pose {os.fspath(pose)!r}: no such file, and not an "
+                                    f"example pose ({', '.join(example_pose_names())})")
         if p.suffix.lower() == ".json":
             return Keypoints.from_json(p)
         if p.is_dir():

@@ -175,13 +175,17 @@ class CFLDPipeline(DiffusionPipeline):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike,
                         **kwargs: Any) -> CFLDPipeline:
-        """Load a pipeline folder, or a bare model folder written by ``cfld convert``.
+        """Load a shipped model by name (``"cfld-synthetic"``), a pipeline folder or hub id.
 
         A bare model folder (config.json of a CFLDModel, no model_index.json) gets the
         scheduler from ``scheduler_config.json`` / ``scheduler/`` in it if present (loaded as
         DDPM, as the authors do whatever class name the file records, fidelity §6.2), else the
         authors' DDPM configuration; the VAE from ``vae/`` in it or the ``vae=`` argument.
         """
+        from cfld.shipped import load_shipped_pipeline, shipped_name
+
+        if shipped_name(pretrained_model_name_or_path):
+            return load_shipped_pipeline(kwargs.pop("torch_dtype", None) or torch.float32)
         # Every file is checked (and model_index.json's class names against an allow-list)
         # before diffusers imports anything it names; a hub id is fetched first.
         folder = check_pipeline_folder(_resolve_folder(pretrained_model_name_or_path, None))

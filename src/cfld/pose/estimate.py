@@ -8,9 +8,11 @@ BlazePose landmarks are mapped to the OpenPose COCO-18 order of the DeepFashion 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -52,6 +54,30 @@ class MissingBackendError(ImportError, ValueError):
     """The estimator's package is not installed (a ValueError too, so the CLI prints one line)."""
 
 
+@contextlib.contextmanager
+def quiet_native_logs() -> Iterator[None]:
+    """Silence what native libraries write straight to file descriptor 2 (MediaPipe's TFLite
+    and absl lines: "Created TensorFlow Lite XNNPACK delegate", "Feedback manager requires
+    ..."), which no Python logging setting reaches.  ``CFLD_NATIVE_LOGS=1`` keeps them."""
+    if os.environ.get("CFLD_NATIVE_LOGS", "") not in ("", "0"):
+        yield
+        return
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr descriptor (some embedded interpreters)
+        yield
+        return
+    sys.stderr.flush()
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 @runtime_checkable
 class PoseEstimator(Protocol):
     """Anything that maps a photo to COCO-18 keypoints in the photo's own pixel frame."""
@@ -84,10 +110,12 @@ class MediaPipeEstimator:
     """
 
     def __init__(self, min_visibility: float = 0.5, min_detection_confidence: float = 0.5) -> None:
-        # MediaPipe's C++ side logs warnings through glog; keep the CLI output readable.
+        # MediaPipe's C++ side logs through glog/absl and TFLite: keep the CLI output readable.
         os.environ.setdefault("GLOG_minloglevel", "2")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         try:
-            from mediapipe.python.solutions import pose as mp_pose
+            with quiet_native_logs():
+                from mediapipe.python.solutions import pose as mp_pose
         except ImportError as err:  # pragma: no cover - depends on the environment
             raise MissingBackendError(
                 "pose estimation needs MediaPipe: pip install 'mediapipe==0.10.21' "
@@ -95,12 +123,13 @@ class MediaPipeEstimator:
             ) from err
         self.min_visibility = float(min_visibility)
         # Complexity 0 and 2 download their models at run time; 1 is bundled in the wheel.
-        self._pose = mp_pose.Pose(
-            static_image_mode=True,
-            model_complexity=1,
-            enable_segmentation=False,
-            min_detection_confidence=min_detection_confidence,
-        )
+        with quiet_native_logs():
+            self._pose = mp_pose.Pose(
+                static_image_mode=True,
+                model_complexity=1,
+                enable_segmentation=False,
+                min_detection_confidence=min_detection_confidence,
+            )
 
     def __call__(self, image: Image.Image) -> Keypoints:
         """Estimate keypoints in the image's own pixel frame ``(H, W)``.
@@ -110,7 +139,8 @@ class MediaPipeEstimator:
         """
         rgb = _to_rgb_array(image)
         h, w = rgb.shape[:2]
-        result = self._pose.process(rgb)
+        with quiet_native_logs():
+            result = self._pose.process(rgb)
         if result.pose_landmarks is None:
             raise NoPersonFoundError(
                 "no person found in the image; use a photo that shows one person clearly"

@@ -143,6 +143,46 @@ def render_skeleton_image(kp: Keypoints, size: Sequence[int] | None = None) -> I
     return Image.fromarray(draw_skeleton(kp, kp.frame if size is None else size), mode="RGB")
 
 
+def draw_overlay(photo: Image.Image, kp: Keypoints) -> Image.Image:
+    """The skeleton drawn over ``photo``, every joint numbered (COCO-18 index, see
+    :data:`~cfld.pose.keypoints.JOINT_NAMES`), the missing joints listed at the bottom.
+
+    The keypoints are scaled from their frame to the photo; lines and labels grow with the
+    photo, so that they stay readable on large and small images alike.
+    """
+    from cfld.pose.keypoints import JOINT_NAMES
+
+    canvas = np.array(photo.convert("RGB"))  # (H, W, 3), a copy we draw on
+    h, w = canvas.shape[:2]
+    unit = max(1, round(min(h, w) / 256))
+    pos = canvas_positions(kp, (h, w))
+    for (a, b), color in zip(BONES, BONE_COLORS):
+        if pos[a] is not None and pos[b] is not None:
+            cv2.line(canvas, pos[a][::-1], pos[b][::-1], color, 2 * unit, cv2.LINE_AA)
+    font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.35 * unit
+    for j, (p, color) in enumerate(zip(pos, JOINT_COLORS)):
+        if p is None:
+            continue
+        cv2.circle(canvas, p[::-1], 3 * unit, color, -1, cv2.LINE_AA)
+        at = (p[1] + 3 * unit, p[0] - 2 * unit)
+        cv2.putText(canvas, str(j), at, font, scale, (0, 0, 0), 3 * unit, cv2.LINE_AA)
+        cv2.putText(canvas, str(j), at, font, scale, (255, 255, 255), unit, cv2.LINE_AA)
+    missing = [f"{j} {JOINT_NAMES[j]}" for j, p in enumerate(pos) if p is None]
+    lines: list[str] = []
+    for k, item in enumerate(missing):  # "missing: 3 right_elbow, ...", wrapped to the width
+        wider = f"{lines[-1]}, {item}" if lines else f"missing: {item}"
+        if k == 0 or cv2.getTextSize(wider, font, scale, unit)[0][0] <= w - 8 * unit:
+            lines[-1:] = [wider]
+        else:
+            lines.append(item)
+    step = int(14 * unit)
+    for i, line in enumerate(lines):
+        at = (4 * unit, h - step * (len(lines) - i) + 8 * unit)
+        cv2.putText(canvas, line, at, font, scale, (0, 0, 0), 3 * unit, cv2.LINE_AA)
+        cv2.putText(canvas, line, at, font, scale, (255, 255, 0), unit, cv2.LINE_AA)
+    return Image.fromarray(canvas, mode="RGB")
+
+
 def pose_map_to_image(pose: np.ndarray | torch.Tensor, heatmaps: bool = True) -> Image.Image:
     """Turn a 21-channel pose map (numpy array or torch tensor) back into a viewable image.
 
