@@ -43,6 +43,7 @@ FULL_TABLE = {"source_encoder": 86_991_864, "appearance_encoder": 22_549_632,
 PARAMETER_TABLES = {
     "fashion_256": FULL_TABLE,
     "fashion_512": FULL_TABLE,
+    "market_128": FULL_TABLE,
     "synthetic": {"source_encoder": 360_083, "appearance_encoder": 174_816, "decoder": 183_936,
                   "pose_adapter": 399_936, "uncond_prompt": 512, "unet_total": 9_783_728,
                   "unet_trainable": 9_783_728, "trainable_total": 10_903_011},

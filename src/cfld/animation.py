@@ -53,12 +53,55 @@ def interpolate_poses(start: Keypoints, end: Keypoints, n_frames: int) -> list[K
     return out
 
 
-def load_pose_sequence(path: str | os.PathLike) -> list[Keypoints]:
-    """Read a pose sequence from a folder of ``*.json`` files or one JSON file.
+def interpolate_sequence(keys: Sequence[Keypoints], n_frames: int | None = None,
+                         per_step: int = 4) -> list[Keypoints]:
+    """``n_frames`` poses moving linearly through every pose of ``keys`` in turn (the first
+    and last included; default ``per_step`` frames from one key pose to the next).
+
+    A joint missing in one of two neighbouring key poses is missing between them; every pose
+    is expressed in the first one's frame.
+    """
+    from cfld.checks.numbers import FRAMES
+
+    if not keys:
+        raise ValueError("a pose sequence needs at least one pose")
+    steps = len(keys) - 1
+    if n_frames is None:
+        n_frames = max(2, per_step * steps + 1)
+    n_frames = int(FRAMES.check(n_frames, "frames"))
+    if steps == 0:
+        return [keys[0]] * n_frames
+    out = []
+    for i in range(n_frames):
+        t = i * steps / (n_frames - 1)  # position along the key poses, in [0, steps]
+        k = min(int(t), steps - 1)
+        if t in (k, k + 1):  # a key pose itself, with every joint it has
+            key = keys[int(t)]
+            out.append(key.rescale(keys[0].frame) if key.frame != keys[0].frame else key)
+        else:
+            out.append(_lerp(keys[k], keys[k + 1], t - k, keys[0].frame))
+    return out
+
+
+def _lerp(a: Keypoints, b: Keypoints, w: float, frame: tuple[int, int]) -> Keypoints:
+    a = a.rescale(frame) if a.frame != frame else a
+    b = b.rescale(frame) if b.frame != frame else b
+    both = a.present & b.present
+    coords = np.full_like(a.coords, -1.0)
+    coords[both] = (1 - w) * a.coords[both] + w * b.coords[both]
+    return Keypoints(coords, frame)
+
+
+def load_pose_sequence(path: str | os.PathLike, frames: int | None = None) -> list[Keypoints]:
+    """Read a pose sequence from a folder of ``*.json`` files or one JSON file, or make one
+    through example poses named with commas (``"walking,side"``, see
+    :func:`interpolate_sequence`; ``frames`` frames in all).
 
     Args:
-        path: A folder (every ``*.json`` in it, sorted by name) or a JSON file with
-            ``{"frames": [...]}`` or a plain list of ``{"frame", "keypoints"}`` objects.
+        path: A folder (every ``*.json`` in it, sorted by name), a JSON file with
+            ``{"frames": [...]}`` or a plain list of ``{"frame", "keypoints"}`` objects, or
+            example pose names joined by commas.
+        frames: With pose names, the number of frames (default 4 per step).
 
     Returns:
         The keypoints of every frame, in order.
@@ -67,6 +110,11 @@ def load_pose_sequence(path: str | os.PathLike) -> list[Keypoints]:
         FileNotFoundError: when the path does not exist.
         ValueError: when the content is not a pose sequence (names the frame at fault).
     """
+    from cfld.pose.gallery import example_pose, is_example_pose
+
+    names = [n.strip() for n in os.fspath(path).split(",")]
+    if not os.path.exists(path) and all(is_example_pose(n) for n in names):
+        return interpolate_sequence([example_pose(n) for n in names], frames)
     p = Path(path)
     if p.is_dir():
         files = sorted(f for f in p.iterdir() if f.suffix.lower() == ".json" and f.is_file())
@@ -256,5 +304,5 @@ def save_video(frames: Sequence[Image.Image], path: str | os.PathLike, fps: floa
 
 
 __all__ = ["POSE_GALLERY_DIR", "animate", "gallery_poses", "interpolate_poses",
-           "load_pose_sequence", "parse_pose_sequence", "save_frames", "save_gif",
-           "save_pose_sequence", "save_video"]
+           "interpolate_sequence", "load_pose_sequence", "parse_pose_sequence", "save_frames",
+           "save_gif", "save_pose_sequence", "save_video"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import typing
 from collections.abc import Sequence
@@ -68,8 +69,16 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+#: Third-party log levels for a command's run (set unless the user set them): diffusers' and
+#: transformers' warnings, TensorFlow Lite / glog lines of MediaPipe.
+QUIET_ENV = {"DIFFUSERS_VERBOSITY": "error", "TRANSFORMERS_VERBOSITY": "error",
+             "TF_CPP_MIN_LOG_LEVEL": "3", "GLOG_minloglevel": "2"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `cfld` console script."""
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
     try:

@@ -85,8 +85,14 @@ def load_pipeline(model: str | None = None, vae: str | None = None,
                 f"model folder not found: {model} (give {', '.join(SHIPPED_MODELS)}, a folder "
                 "written by `cfld convert --pretrained-sd`, `cfld train` or save_pretrained, or "
                 "a hub id such as org/name)")
+        from diffusers.utils import logging as diffusers_logging
+
         kwargs = {"vae": vae} if vae is not None else {}
-        pipe = CFLDPipeline.from_pretrained(model, **kwargs)
+        diffusers_logging.disable_progress_bar()  # no "Loading pipeline components" bar
+        try:
+            pipe = CFLDPipeline.from_pretrained(model, **kwargs)
+        finally:
+            diffusers_logging.enable_progress_bar()
     if scheduler is not None:
         pipe.scheduler = make_scheduler(scheduler, pipe.scheduler)
     if device is not None:

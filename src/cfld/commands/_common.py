@@ -103,14 +103,33 @@ def step_progress(label: str) -> Callable[[int, int], None]:
     return on_step
 
 
+def print_source_notes(pipe: object, *sources: object) -> None:
+    """Print :func:`cfld.scope.source_notes` for each source photo (the shipped model's note
+    for a real photo, a warning for a photo without a person), each line once."""
+    from cfld.data.images import open_image
+    from cfld.scope import source_notes
+    from cfld.shipped import is_shipped
+
+    seen: list[str] = []
+    for source in sources:
+        image = source if hasattr(source, "convert") else open_image(source, what="source")
+        for line in source_notes(image, is_shipped(pipe)):
+            if line not in seen:
+                seen.append(line)
+                print(line)
+
+
 def require_files(**paths: str | None) -> None:
     """Raise FileNotFoundError (ValueError for a folder) naming the flag of the first given path
-    that is not a readable file (keyword ``source_a`` names ``--source-a``)."""
+    that is not a readable file (keyword ``source_a`` names ``--source-a``); a ``pose`` may
+    also name an example pose (``walking``)."""
+    from cfld.pose.gallery import is_example_pose
+
     for flag, path in paths.items():
-        if path is not None:
+        if path is not None and not (flag == "pose" and is_example_pose(path)):
             input_file(path, f"--{flag.replace('_', '-')} file")
 
 
 __all__ = ["add_model_arguments", "add_overwrite_argument", "add_sampling_arguments",
-           "check_sampling_args", "default_steps", "load_sampling", "require_files",
-           "step_progress"]
+           "check_sampling_args", "default_steps", "load_sampling", "print_source_notes",
+           "require_files", "step_progress"]

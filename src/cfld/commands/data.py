@@ -6,15 +6,27 @@ import argparse
 
 from cfld.checks.numbers import COUNT, SEED, Number
 
+SYNTH_EXAMPLES = (
+    "cfld data synth --out synth --people 40 --poses 6",
+    "cfld data synth --out synth_market --layout market1501 --size 128x64",
+)
+PREPARE_EXAMPLES = (
+    "cfld data prepare --src In-shop/img_highres --out fashion   # DeepFashion In-Shop",
+    "cfld data prepare --dataset market1501 --src Market-1501-v15.09.15 --annotations "
+    "market_csvs --out market",
+)
+CHECK_EXAMPLES = ("cfld data check fashion", "cfld data check market --no-decode")
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `data` command and its sub-commands to the CLI."""
-    p = subparsers.add_parser(
-        "data", help="make, prepare and check data roots (DeepFashion format)"
-    )
+    from cfld.commands._help import add_command
+
+    p = add_command(subparsers, "data", SYNTH_EXAMPLES[:1] + PREPARE_EXAMPLES + CHECK_EXAMPLES[:1])
     sub = p.add_subparsers(dest="data_command", metavar="ACTION")
 
-    s = sub.add_parser("synth", help="write procedural people in the DeepFashion layout")
+    s = add_command(sub, "synth", SYNTH_EXAMPLES,
+                    help="write procedural people in the DeepFashion (or Market-1501) layout")
     s.add_argument("--out", required=True, help="output root folder")
     s.add_argument("--people", type=COUNT.named("people").arg(), default=100,
                    help="training people (default 100)")
@@ -30,9 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--iou", action="store_true", help="also print the mean pair silhouette IoU")
     s.set_defaults(func=_synth)
 
-    r = sub.add_parser(
-        "prepare", help="rename/copy In-Shop img_highres into train_highres/test_highres"
-    )
+    r = add_command(sub, "prepare", PREPARE_EXAMPLES,
+                    help="DeepFashion In-Shop: rename/copy img_highres into train_highres/"
+                         "test_highres; Market-1501: the PATN pairs and keypoints")
     r.add_argument(
         "--src", required=True, help="folder holding MEN/ and WOMEN/ (unzipped img_highres)"
     )
@@ -41,7 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--test-lst", default=None, help="test.lst (default: in --src or --out)")
     r.set_defaults(func=_prepare)
 
-    c = sub.add_parser("check", help="validate a prepared root; exit 1 if there are problems")
+    c = add_command(sub, "check", CHECK_EXAMPLES,
+                    help="validate a prepared root; exit 1 if there are problems")
     c.add_argument("root", help="prepared data root")
     c.add_argument("--no-decode", action="store_true", help="do not decode every image (faster)")
     c.set_defaults(func=_check)

@@ -7,7 +7,6 @@ import json
 import time
 
 from cfld.checks.numbers import PAIRS, SEED, STEPS
-from cfld.pipelines.schedulers import SCHEDULERS
 
 
 def run(args: argparse.Namespace) -> int:
@@ -15,12 +14,13 @@ def run(args: argparse.Namespace) -> int:
     from cfld.checks.files import input_file
     from cfld.checks.outputs import output_dir
     from cfld.demo import run_demo
+    from cfld.pose.gallery import is_example_pose
 
     output_dir(args.out, "--out")
     if (args.source is None) != (args.pose is None):
         raise ValueError("give both --source and --pose to add your own pair to the demo")
     for flag, path in (("--source", args.source), ("--pose", args.pose)):
-        if path is not None:
+        if path is not None and not (flag == "--pose" and is_example_pose(path)):
             input_file(path, flag)
     t0 = time.perf_counter()
     metrics = run_demo(args.out, num_pairs=args.pairs, num_inference_steps=args.steps,
@@ -47,16 +47,35 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+EXAMPLES = (
+    "cfld demo                                        # -> demo/grid.png, demo/metrics.json",
+    "cfld demo --pairs 12 --out demo12",
+    "cfld demo --source me.jpg --pose walking         # your own pair added to the grid",
+)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `cfld demo`."""
-    p = subparsers.add_parser("demo", help="offline demo with the shipped small model")
-    p.add_argument("--out", default="demo", metavar="DIR", help="output folder (default demo/)")
+    from cfld.commands._help import SCHEDULER_NAMES, add_command
+    from cfld.shipped import DEMO_SETTINGS
+
+    p = add_command(subparsers, "demo", EXAMPLES, description=(
+        "Run the shipped small model (procedural people, offline) on unseen procedural pairs "
+        "and\nwrite grid.png (source | target pose | generated | ground truth) and "
+        "metrics.json."))
+    p.add_argument("--out", default="demo", metavar="DIR", help="output folder")
     p.add_argument("--pairs", type=PAIRS.arg(), default=6, help="held-out pairs to generate")
-    p.add_argument("--steps", type=STEPS.arg(), default=None, help="denoising steps")
-    p.add_argument("--scheduler", default=None, choices=sorted(SCHEDULERS))
-    p.add_argument("--seed", type=SEED.arg(), default=0)
-    p.add_argument("--model", default=None, help="another pipeline folder instead of the shipped")
+    p.add_argument("--steps", type=STEPS.arg(), default=None,
+                   help=f"denoising steps (default: {DEMO_SETTINGS['steps']}, the demo's "
+                        "sampler setting)")
+    p.add_argument("--scheduler", default=None, choices=SCHEDULER_NAMES,
+                   help=f"sampler (default: {DEMO_SETTINGS['scheduler']}, the demo's sampler "
+                        "setting)")
+    p.add_argument("--seed", type=SEED.arg(), default=0, help="random seed")
+    p.add_argument("--model", default=None, metavar="NAME|DIR",
+                   help="another pipeline instead of the shipped one (default: cfld-synthetic)")
     p.add_argument("--source", default=None, help="also generate your own photo ...")
-    p.add_argument("--pose", default=None, help="... in this pose (keypoint JSON or image)")
+    p.add_argument("--pose", default=None,
+                   help="... in this pose (an example pose name, keypoint JSON or image)")
     p.add_argument("--json", action="store_true", help="also print the metrics as JSON")
     p.set_defaults(func=run)

@@ -17,6 +17,7 @@ from cfld.commands._common import (
     add_overwrite_argument,
     add_sampling_arguments,
     load_sampling,
+    print_source_notes,
     require_files,
     step_progress,
 )
@@ -41,6 +42,7 @@ def run_style(args: argparse.Namespace) -> int:
         mask = [m.strip() for m in mask]
     output_image(args.out, "--out", overwrite=args.overwrite)
     pipe, kwargs, generator = load_sampling(args)
+    print_source_notes(pipe, args.reference, args.source)
     images = style_transfer(pipe, args.reference, mask, args.source, generator=generator,
                             reference_pose=args.pose, on_step=step_progress("style transfer"),
                             **kwargs)
@@ -61,25 +63,36 @@ def run_interpolate(args: argparse.Namespace) -> int:
     out = output_dir(args.out, "--out", [f"frame_{i:04d}.png" for i in range(frames)]
                      + ["strip.png"], overwrite=args.overwrite)
     pipe, kwargs, generator = load_sampling(args)
+    print_source_notes(pipe, args.source_a, args.source_b)
     images = interpolate(pipe, args.source_a, args.source_b, args.pose, n_frames=frames,
                          generator=generator, on_step=step_progress("interpolate"), **kwargs)
     paths = save_frames(images, out)
     strip = save_image_atomic(image_strip(images), out / "strip.png")
-    print(f"wrote {len(paths)} frames and {strip}")
+    print(f"wrote {len(paths)} frames ({paths[0]} ... {paths[-1].name}) and {strip}")
     return 0
+
+
+EXAMPLES = (
+    "cfld edit style --reference ref.jpg --parts upper_clothes --source new.jpg --out out.png",
+    "cfld edit style --reference ref.jpg --mask mask.png --source new.jpg --out out.png",
+    "cfld edit interpolate --source-a a.jpg --source-b b.jpg --pose walking --frames 5 --out "
+    "interp",
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `cfld edit style` and `cfld edit interpolate`."""
-    from cfld.pipelines.editing import BODY_PARTS
+    from cfld.commands._help import add_command
+    from cfld.pose.masks import BODY_PARTS
 
-    p = subparsers.add_parser("edit", help="appearance editing: style transfer, interpolation",
-                              description="Appearance editing without training (paper §4.6).")
+    p = add_command(subparsers, "edit", EXAMPLES,
+                    description="Appearance editing without training (paper §4.6).")
     sub = p.add_subparsers(dest="edit_command", metavar="EDIT")
     p.set_defaults(func=lambda _args: (p.print_help(), 2)[1])
 
-    s = sub.add_parser(
-        "style", help="restyle a masked region of a reference photo with another source",
+    s = add_command(
+        sub, "style", EXAMPLES[:2],
+        help="restyle a masked region of a reference photo with another source",
         description="Generate with the reference's pose and the new source's appearance, "
                     "keeping the reference outside the mask (paper §4.6). Body parts: "
                     + "; ".join(f"{k}: {v}" for k, v in BODY_PARTS.items()))
@@ -96,8 +109,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_overwrite_argument(s)
     s.set_defaults(func=run_style)
 
-    i = sub.add_parser("interpolate", help="interpolate appearance between two sources",
-                       description="Linear interpolation of the coarse prompt and every "
+    i = add_command(sub, "interpolate", EXAMPLES[2:],
+                    help="interpolate appearance between two sources",
+                    description="Linear interpolation of the coarse prompt and every "
                                    "appearance bias between two sources (paper Fig. 6b), "
                                    "same noise for every frame.")
     i.add_argument("--source-a", required=True, help="first source photo (t = 0)")

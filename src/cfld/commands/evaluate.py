@@ -8,27 +8,36 @@ from pathlib import Path
 from cfld.checks.device import device_arg
 from cfld.checks.numbers import BATCH_SIZE
 
+EXAMPLES = (
+    "cfld evaluate --generated gen256 --data fashion --size 256x176",
+    "cfld evaluate --generated gen512 --data fashion --size 512x352 --inception-weights "
+    "inception_v3_google-0cc3c7bd.pth",
+    "cfld evaluate --generated gen_market --data market --size 128x64",
+)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``evaluate`` sub-command."""
-    p = subparsers.add_parser(
-        "evaluate",
-        help="score generated images: FID (standard and authors'), LPIPS, SSIM, SSIM_256, PSNR",
-        description=(
-            "Score a folder of generated images named <source stem>___<target stem>.png against a "
-            "DeepFashion-format root, with the CFLD authors' protocol."
-        ),
-    )
+    from cfld.commands._help import add_command
+
+    p = add_command(subparsers, "evaluate", EXAMPLES, description=(
+        "Score a folder of generated images named <source stem>___<target stem>.png against a "
+        "data root\n(DeepFashion or Market-1501 layout), with the CFLD authors' protocol. Two "
+        "SSIMs are reported:\nssim (uniform 51x51 window, the paper's tables) and ssim_256 "
+        "(11-tap Gaussian, the authors'\nsecond score); fid is the standard FID, fid_cfld the "
+        "authors' extractor."))
     p.add_argument("--generated", required=True, type=Path, help="folder of generated images")
-    p.add_argument("--data", required=True, type=Path, help="DeepFashion-format data root")
-    p.add_argument("--size", default="256x176", help="evaluation size HxW: 256x176 or 512x352")
+    p.add_argument("--data", required=True, type=Path,
+                   help="data root (DeepFashion or Market-1501 layout)")
+    p.add_argument("--size", default="256x176",
+                   help="evaluation size HxW: 256x176 or 512x352 (DeepFashion), 128x64 (Market)")
     p.add_argument(
         "--out", type=Path, default=None, help="metrics JSON (default GENERATED/metrics.json)"
     )
     p.add_argument("--batch-size", type=BATCH_SIZE.arg(), default=16,
                    help="images per batch (default 16)")
-    p.add_argument("--device", default="cpu", type=device_arg,
-                   help="compute device: cpu, cuda, cuda:N (default cpu)")
+    p.add_argument("--device", default="auto", type=device_arg,
+                   help="compute device: auto (cuda, else mps, else cpu), cpu, cuda, cuda:N, mps")
     p.add_argument(
         "--inception-weights",
         type=Path,
@@ -46,7 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--fid-reference",
         default="train",
         choices=("train", "test-gt"),
-        help="FID reference set: every training image (authors) or the pairs' ground truth",
+        help="FID reference set: every training image (authors) or the pairs' ground truth "
+             "(default: train)",
     )
     p.add_argument(
         "--allow-missing", action="store_true", help="score only pairs that have an image"

@@ -56,10 +56,16 @@ def run(args: argparse.Namespace) -> int:
                   output_size=size,
                   keep_square=args.keep_square)
     if single:
+        from cfld.commands._common import print_source_notes
+
+        print_source_notes(pipe, args.source)
         pipe.set_progress_bar_config(disable=False)
         out = generate_one(pipe, args.source, args.pose, args.out, seed=args.seed,
                            grid=args.grid, overwrite=args.overwrite, **common)
         print(f"wrote {out}")
+        if args.grid:
+            print(f"wrote {out.with_name(out.stem + '_grid.png')} (source | target pose | "
+                  "generated)")
         return 0
     pipe.set_progress_bar_config(disable=True)
     say = print if procs.is_main else (lambda _line: None)
@@ -72,25 +78,41 @@ def run(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
+EXAMPLES = (
+    "cfld generate --source me.jpg --pose walking --out me_walking.png --grid",
+    "cfld generate --model cfld-fashion --source me.jpg --pose kp.json --out out.png "
+    "--size 256x176",
+    "cfld generate --model cfld-fashion --pairs fashion/fasion-resize-pairs-test.csv "
+    "--data fashion --out gen256 --size 256x176",
+)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `cfld generate`."""
-    p = subparsers.add_parser("generate", help="generate a person in a target pose",
-                              description="Generate the person of --source in the pose of "
-                                          "--pose, or every pair of a pairs csv (--pairs).")
-    p.add_argument("--source", default=None, help="source photo")
-    p.add_argument("--pose", default=None,
-                   help="target pose: keypoint JSON, skeleton image, or a photo of a person")
+    from cfld.commands._help import add_command
+
+    p = add_command(subparsers, "generate", EXAMPLES, description=(
+        "Generate the person of --source in the pose of --pose, or every pair of a pairs csv "
+        "(--pairs).\nThe default model (cfld-synthetic) is a small model of procedural people, "
+        "for trying the tool\noffline; real photos need the authors' weights (cfld convert, "
+        "README: Real weights)."))
+    p.add_argument("--source", default=None, metavar="IMG", help="source photo")
+    p.add_argument("--pose", default=None, metavar="POSE",
+                   help="target pose: an example pose name (cfld pose --list), a keypoint JSON, "
+                        "a skeleton image, or a photo of a person")
     p.add_argument("--pairs", default=None, metavar="CSV",
-                   help="batch mode: pairs csv (from,to) e.g. ROOT/fasion-resize-pairs-test.csv")
+                   help="batch mode: pairs csv (from,to) e.g. ROOT/fasion-resize-pairs-test.csv "
+                        "or ROOT/market-pairs-test.csv")
     p.add_argument("--data", default=None, metavar="ROOT",
-                   help="batch mode: data root with test_highres/ and the annotation csv")
+                   help="batch mode: data root (DeepFashion or Market-1501 layout)")
     p.add_argument("--out", required=True,
                    help="output .png (single), or a folder (<source>___<target>.png names)")
     p.add_argument("--size", default=None, metavar="HxW",
-                   help="output size, e.g. 256x176 or 512x352 (default: the model's)")
+                   help="output size, e.g. 256x176, 512x352 or 128x64 (default: the model's)")
     p.add_argument("--keep-square", action="store_true",
                    help="keep the generated square image (no resize to the evaluation size)")
-    p.add_argument("--batch-size", type=BATCH_SIZE.arg(), default=4)
+    p.add_argument("--batch-size", type=BATCH_SIZE.arg(), default=4,
+                   help="batch mode: images per pipeline call")
     p.add_argument("--limit", type=LIMIT.arg(), default=None,
                    help="batch mode: first N pairs only")
     p.add_argument("--overwrite", action="store_true",

@@ -49,11 +49,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+EXAMPLES = (
+    "cfld info                        # the paper's model: Table 1's parameter counts",
+    "cfld info --preset synthetic     # the shipped small model",
+    "cfld info --preset tiny --json",
+)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `cfld info`."""
-    from cfld.presets import PRESETS
+    from cfld.commands._help import PRESET_NAMES, add_command
 
-    p = subparsers.add_parser("info", help="version and parameter table of a preset")
-    p.add_argument("--preset", default="fashion_256", choices=sorted(PRESETS))
+    p = add_command(subparsers, "info", EXAMPLES)
+    p.add_argument("--preset", default="fashion_256", choices=PRESET_NAMES,
+                   help="model preset")
     p.add_argument("--json", action="store_true", help="print the table as JSON")
     p.set_defaults(func=run)

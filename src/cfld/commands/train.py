@@ -100,13 +100,24 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
         p.add_argument(flag, dest=f.name, default=argparse.SUPPRESS, help=help_text, **kwargs)
 
 
+EXAMPLES = (
+    "cfld data synth --out synth --people 40 && cfld train --preset synthetic --data synth "
+    "--out runs/s1 --max-steps 200",
+    "cfld train --preset fashion_256 --data fashion --out runs/f1 --pretrained-sd SD15_DIR "
+    "--pretrained-swin swin_base_patch4_window12_384_22kto1k.pth",
+    "cfld train --config runs/s1/config.json --set lr=5e-5 --dry-run",
+)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``train`` parser."""
-    p = subparsers.add_parser(
-        "train", help="train a CFLD model",
+    from cfld.commands._help import add_command
+
+    p = add_command(
+        subparsers, "train", EXAMPLES,
         description="Train CFLD (official recipe: Adam 1e-4, warm-up 1000 steps from 0.1x, "
-                    "x0.1 at epoch 50, 100 epochs, cubic timesteps, 20% prompt dropout). "
-                    "Writes config.json, checkpoints/, samples/, tensorboard/ and the final "
+                    "x0.1 at epoch 50, 100 epochs,\ncubic timesteps, 20% prompt dropout). "
+                    "Writes config.json, checkpoints/, samples/, tensorboard/\nand the final "
                     "model/ folder into --out.")
     p.add_argument("--config", default=None, metavar="FILE",
                    help="start from this configuration (JSON, e.g. a run's config.json); the "

@@ -67,7 +67,7 @@ def load_sd_component(cls: type, path_or_id: str | os.PathLike, name: str,
     path = os.fspath(path_or_id)
     local = os.path.isdir(path)
     if not local:
-        check_hub_id(path, f"Stable Diffusion 1.5 (for its {name})")
+        check_hub_id(path, "Stable Diffusion 1.5")
     if subfolder is None and (os.path.isdir(os.path.join(path, name)) or not local):
         subfolder = name  # a full SD folder or hub repo: its component folder
     try:
@@ -94,7 +94,7 @@ def check_hub_id(name: str, what: str) -> None:
         FileNotFoundError: Not a folder and not a hub id; or offline and not cached.
     """
     if name.count("/") != 1 or name.startswith((".", "/", "~")):
-        raise FileNotFoundError(f"{what}: folder not found: {name} (give a local folder or a "
+        raise FileNotFoundError(f"{what} folder not found: {name} (give a local folder or a "
                                 "hub id such as stable-diffusion-v1-5/stable-diffusion-v1-5)")
     from huggingface_hub import constants
 

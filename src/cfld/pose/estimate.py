@@ -73,9 +73,19 @@ def quiet_native_logs() -> Iterator[None]:
         os.dup2(devnull, 2)
         yield
     finally:
+        _flush_c_streams()  # what C stdio buffered goes to /dev/null, not to the restored fd 2
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+def _flush_c_streams() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):  # no C library to reach (not a POSIX system)
+        pass
 
 
 @runtime_checkable
