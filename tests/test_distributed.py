@@ -325,3 +325,29 @@ def test_generate_pairs_limit_and_failures_leave_every_image_unchanged(gen_setup
     good = generated_name(*pairs[4]) + ".png"
     assert [p.name for p in mixed.iterdir()] == [good]
     assert (mixed / good).read_bytes() == (full / good).read_bytes()
+
+
+def test_the_examples_are_valid_launch_files(tmp_path, capsys):
+    """examples/: both accelerate configs load with accelerate; the Slurm script is valid bash and
+    its `cfld train` flags resolve to a configuration (`--dry-run`)."""
+    import shlex
+    import subprocess
+
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    for name, procs, machines in (("accelerate_8gpu.yaml", 8, 1),
+                                  ("accelerate_multinode.yaml", 16, 2)):
+        cfg = load_config_from_file(str(examples / name))
+        assert (cfg.distributed_type.value, cfg.num_processes, cfg.num_machines,
+                cfg.mixed_precision) == ("MULTI_GPU", procs, machines, "fp16"), name
+    script = examples / "slurm_train.sh"
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    command = script.read_text().split("-m cfld.cli ", 1)[1].split('"', 1)[0]
+    for var in ("DATA", "RUN", "SD", "SWIN"):
+        command = command.replace(f"${var}", str(tmp_path / var.lower()))
+    args = shlex.split(command.replace("\\\n", " "))
+    assert args[0] == "train" and "--total-batch-size" in args
+    assert main([*args, "--dry-run"]) == 0
+    resolved = json.loads(capsys.readouterr().out)
+    assert (resolved["total_batch_size"], resolved["mixed_precision"]) == (224, "fp16")

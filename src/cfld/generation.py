@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from cfld.data.formats import ANNOTATION_TEST, TEST_DIR, generated_name, read_annotations
+from cfld.data.formats import generated_name, read_annotations
 from cfld.data.images import open_image
+from cfld.data.layouts import detect_layout
 from cfld.distributed import Processes
 from cfld.pose.render import pose_map_to_image
 from cfld.seeding import seeded_generator
@@ -79,7 +80,7 @@ class GenerationSummary:
         shares = " + ".join(str(n) for n in self.per_process)
         return (f"{len(self.done)} generated, {self.skipped} skipped (already there), "
                 f"{len(self.failed)} failed; {len(self.per_process)} process(es) wrote {shares} "
-                f"in {self.seconds:.1f} s")
+                f"in {self.seconds:.2f} s")
 
 
 def pair_generator(seed: int, source: str, target: str) -> torch.Generator:
@@ -95,14 +96,16 @@ def _plan_pairs(root: Path, pairs: Sequence[tuple[str, str]], annotations: dict[
     for stale in out_dir.glob(".*___*.png.*"):
         stale.unlink(missing_ok=True)
     todo, skipped, failed = [], 0, {}
+    layout = detect_layout(root)  # DeepFashion or Market-1501 names
+    test_dir, csv = layout.image_dir(root, "test"), layout.files["test"]["annotations"]
     for s, t in pairs:
         name = generated_name(s, t)
         if not overwrite and (out_dir / f"{name}.png").exists():
             skipped += 1
         elif t not in annotations:
-            failed[name] = f"target {t} has no keypoints in {ANNOTATION_TEST}"
-        elif not (root / TEST_DIR / s).is_file():
-            failed[name] = f"source image {TEST_DIR}/{s} not found"
+            failed[name] = f"target {t} has no keypoints in {csv}"
+        elif not (test_dir / s).is_file():
+            failed[name] = f"source image {test_dir.name}/{s} not found"
         else:
             todo.append((s, t))
     return todo, skipped, failed
@@ -145,7 +148,8 @@ def generate_pairs(pipe: CFLDPipeline, root: str | os.PathLike,
     procs = procs or Processes()
     root, out_dir = Path(root), Path(out_dir)
     pairs = list(dict.fromkeys((s, t) for s, t in pairs))
-    annotations = read_annotations(root / ANNOTATION_TEST)
+    layout = detect_layout(root)
+    annotations = read_annotations(layout.path(root, "test", "annotations"), layout.frame)
     plan = None
     if procs.is_main:  # one view of what is done, taken before any process writes
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -163,7 +167,7 @@ def generate_pairs(pipe: CFLDPipeline, root: str | os.PathLike,
         names = [generated_name(s, t) for s, t in batch]
         rows = batch + batch[-1:] * (batch_size - len(batch))  # the same shape every time
         try:
-            result = pipe([root / TEST_DIR / s for s, _ in rows],
+            result = pipe([layout.image_dir(root, "test") / s for s, _ in rows],
                           [annotations[t] for _, t in rows],
                           generator=[pair_generator(seed, s, t) for s, t in rows], **pipe_kwargs)
         except (ValueError, OSError, RuntimeError) as err:
