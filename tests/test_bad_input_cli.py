@@ -138,6 +138,11 @@ CASES: list[tuple[str, str, tuple[str, ...]]] = [
      ("diffusion_pytorch_model.safetensors not found",)),
     ("model-missing", GEN + " --out {out}/o.png --model {corpus}/no_model",
      ("model folder not found",)),
+    ("vae-missing", GEN + " --out {out}/o.png --vae {corpus}/no_vae", ("--vae", "not found")),
+    ("vae-with-shipped", "generate --source {img_good} --pose {kp_good} --out {out}/o.png "
+     "--vae {corpus}/model/vae", ("--vae", "shipped model")),
+    ("pose-unknown-name", GEN + " --out {out}/o.png --pose nosuchpose",
+     ("nosuchpose", "example pose")),
     ("convert-payload", "convert --official {weights_official} --out {out}",
      ("pytorch_model.bin", "refused", "plain state dict")),
     ("convert-out-exists", "convert --official {weights_official} --out {corpus}/model/model",

@@ -76,6 +76,14 @@ def load_pipeline(model: str | None = None, vae: str | None = None,
 
     if device is not None:
         check_device(device)  # before loading anything
+    if vae is not None:  # never ignored: refused where it cannot apply, checked where it can
+        if model is None or shipped_name(model):
+            raise ValueError("--vae applies to a --model folder without its own autoencoder (e.g. "
+                             "`cfld convert` output); the shipped model has its own")
+        v = os.fspath(vae)
+        if (os.path.isabs(v) or v.startswith(".") or v.count("/") != 1) and not Path(v).is_dir():
+            raise FileNotFoundError(f"--vae folder not found: {v} (give a Stable Diffusion 1.5 "
+                                    "VAE folder or a hub id)")
     if model is None or shipped_name(model):
         pipe = load_shipped_pipeline()
     else:

@@ -43,13 +43,12 @@ def single_inputs(source: str | os.PathLike, pose: str | os.PathLike) -> None:
     """Check a single generation's source photo and keypoint file before the model is loaded
     (opened by the one image opener; a pose image or photo is left to the pipeline)."""
     from cfld.data.images import open_image
-    from cfld.pipelines.inputs import check_side
-    from cfld.pose.keypoints import Keypoints
+    from cfld.pipelines.inputs import check_side, keypoints_from_any
 
     image = open_image(source, what="source image")
     check_side(image.height, image.width, "source image")
-    if Path(pose).suffix.lower() == ".json":
-        Keypoints.from_json(pose).require_joints()
+    if Path(pose).suffix.lower() == ".json" or not Path(pose).suffix:  # JSON or example name
+        keypoints_from_any(pose).require_joints()
 
 
 def batch_pairs(pairs: Sequence[tuple[str, str]], out_dir: str | os.PathLike) -> Path:
