@@ -32,7 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="training people (default 100)")
     s.add_argument("--poses", type=Number("poses", integer=True, lo=2, hi=10_000).arg(),
                    default=6, help="poses per person, at least 2 (default 6)")
-    s.add_argument("--size", default="256x176", help="image size HxW (default 256x176)")
+    s.add_argument("--size", default=None, metavar="HxW",
+                   help="image size (default: 256x176, or 128x64 with --layout market1501)")
+    s.add_argument("--layout", default="deepfashion", choices=("deepfashion", "market1501"),
+                   help="file layout of the root")
     s.add_argument("--seed", type=SEED.arg(), default=0,
                    help="random seed (same seed, same bytes)")
     s.add_argument("--test-people", type=COUNT.named("test_people").arg(), default=None,
@@ -45,18 +48,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r = add_command(sub, "prepare", PREPARE_EXAMPLES,
                     help="DeepFashion In-Shop: rename/copy img_highres into train_highres/"
                          "test_highres; Market-1501: the PATN pairs and keypoints")
+    r.add_argument("--dataset", default="deepfashion", choices=("deepfashion", "market1501"),
+                   help="which data set --src holds")
     r.add_argument(
-        "--src", required=True, help="folder holding MEN/ and WOMEN/ (unzipped img_highres)"
+        "--src", required=True, help="DeepFashion: the folder holding MEN/ and WOMEN/ (unzipped "
+        "img_highres); Market-1501: the unzipped Market-1501-v15.09.15 folder"
     )
     r.add_argument("--out", required=True, help="prepared root to write")
-    r.add_argument("--train-lst", default=None, help="train.lst (default: in --src or --out)")
-    r.add_argument("--test-lst", default=None, help="test.lst (default: in --src or --out)")
+    r.add_argument("--train-lst", default=None,
+                   help="DeepFashion: train.lst (default: in --src or --out)")
+    r.add_argument("--test-lst", default=None,
+                   help="DeepFashion: test.lst (default: in --src or --out)")
+    r.add_argument("--annotations", default=None, metavar="DIR",
+                   help="Market-1501: folder of PATN's market-pairs-*.csv and "
+                        "market-annotation-*.csv (default: in --src or --out)")
     r.set_defaults(func=_prepare)
 
     c = add_command(sub, "check", CHECK_EXAMPLES,
                     help="validate a prepared root; exit 1 if there are problems")
     c.add_argument("root", help="prepared data root")
     c.add_argument("--no-decode", action="store_true", help="do not decode every image (faster)")
+    c.add_argument("--layout", default=None, choices=("deepfashion", "market1501"),
+                   help="the root's layout (default: detected from its files)")
     c.set_defaults(func=_check)
 
     p.set_defaults(func=run, _data_parser=p)
@@ -79,12 +92,13 @@ def _synth(args: argparse.Namespace) -> int:
         args.out,
         people=args.people,
         poses=args.poses,
-        size=parse_size(args.size, min_side=16, why="people need room to be drawn",
-                        max_side=MAX_OUTPUT_SIDE),
+        size=parse_size(args.size or ("128x64" if args.layout == "market1501" else "256x176"),
+                        min_side=16, why="people need room to be drawn", max_side=MAX_OUTPUT_SIDE),
         seed=args.seed,
         test_people=args.test_people,
         max_pairs_per_person=args.max_pairs_per_person,
         log=print,
+        layout=args.layout,
     )
     print(
         f"wrote {int(stats['images'])} images to {args.out} in {stats['seconds']:.1f} s "
@@ -96,16 +110,22 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from cfld.data.deepfashion import prepare
+    if args.dataset == "market1501":
+        from cfld.data.prepare_market import prepare_market1501
 
-    prepare(args.src, args.out, args.train_lst, args.test_lst, log=print)
+        prepare_market1501(args.src, args.out, args.annotations, log=print)
+    else:
+        from cfld.data.deepfashion import prepare
+
+        prepare(args.src, args.out, args.train_lst, args.test_lst, log=print)
+    print(f"wrote {args.out}; check it with: cfld data check {args.out}")
     return 0
 
 
 def _check(args: argparse.Namespace) -> int:
     from cfld.data.deepfashion import check_root
 
-    report = check_root(args.root, decode_images=not args.no_decode)
+    report = check_root(args.root, decode_images=not args.no_decode, layout=args.layout)
     for line in report.summary_lines():
         print(line)
     for line in report.problems:

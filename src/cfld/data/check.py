@@ -1,4 +1,5 @@
-"""``cfld data check``: validate a prepared root before training."""
+"""``cfld data check``: validate a prepared root (DeepFashion or Market-1501 layout) before
+training or evaluation."""
 
 from __future__ import annotations
 
@@ -7,11 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cfld.data.formats import (
-    OFFICIAL_PAIR_COUNTS,
-    SPLIT_FILES,
     SPLITS,
-    TEST_DIR,
-    TRAIN_DIR,
     DataError,
     find_duplicate_pairs,
     read_annotations,
@@ -19,6 +16,7 @@ from cfld.data.formats import (
     read_pairs,
 )
 from cfld.data.images import IMAGE_EXTENSIONS, image_problem
+from cfld.data.layouts import DEEPFASHION, DataLayout, detect_layout
 from cfld.pose.keypoints import Keypoints
 
 
@@ -28,6 +26,7 @@ class CheckReport:
 
     problems: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    layout: DataLayout = DEEPFASHION
 
     @property
     def ok(self) -> bool:
@@ -36,31 +35,34 @@ class CheckReport:
 
     def summary_lines(self) -> list[str]:
         """Human-readable count lines (pair counts next to the official ones, fidelity §5.1)."""
-        lines = []
+        lines = [f"layout: {self.layout.title} (keypoints in the {self.layout.frame[0]}x"
+                 f"{self.layout.frame[1]} frame)"]
         for split in SPLITS:
             c = self.counts
             n_pairs, n_img = c.get(f"{split}_pairs", 0), c.get(f"{split}_images", 0)
             n_ann = c.get(f"{split}_annotations", 0)
             lines.append(
-                f"{split}: {n_pairs} pairs (official {OFFICIAL_PAIR_COUNTS[split]:,}), "
+                f"{split}: {n_pairs} pairs (official {self.layout.official_pairs[split]:,}), "
                 f"{n_img} images, {n_ann} annotations"
             )
         return lines
 
 
-def check_root(root: str | os.PathLike, decode_images: bool = True) -> CheckReport:
+def check_root(root: str | os.PathLike, decode_images: bool = True,
+               layout: str | DataLayout | None = None) -> CheckReport:
     """Validate a prepared root before training (see :func:`check`).
 
     Args:
         root: the prepared data root.
         decode_images: decode each referenced image (catches truncated files); otherwise only
             its header is read.
+        layout: ``deepfashion`` or ``market1501`` (default: detected from the files).
 
     Returns:
         A :class:`CheckReport`.
     """
     root = Path(root)
-    rep = CheckReport()
+    rep = CheckReport(layout=detect_layout(root, layout))
     if not root.is_dir():
         rep.problems.append(
             f"{root}: data root not found (run `cfld data prepare` or `cfld data synth`)"
@@ -69,19 +71,18 @@ def check_root(root: str | os.PathLike, decode_images: bool = True) -> CheckRepo
     for split in SPLITS:
         _check_split(root, split, rep, decode_images)
     # An image in both splits would leak test people into training.
-    tr = root / TRAIN_DIR
-    te = root / TEST_DIR
+    tr, te = rep.layout.image_dir(root, "train"), rep.layout.image_dir(root, "test")
     if tr.is_dir() and te.is_dir():
         both = {p.name for p in tr.iterdir()} & {p.name for p in te.iterdir()}
         for name in sorted(both)[:20]:
-            rep.problems.append(f"{name}: present in both {TRAIN_DIR} and {TEST_DIR}")
+            rep.problems.append(f"{name}: present in both {tr.name} and {te.name}")
     return rep
 
 
 def _check_split(root: Path, split: str, rep: CheckReport, decode_images: bool) -> None:
     """Add the counts and problems of one split to ``rep``."""
-    files = SPLIT_FILES[split]
-    img_dir = root / files["dir"]
+    files = rep.layout.files[split]
+    img_dir = root / str(files["dir"])
     if not img_dir.is_dir():
         rep.problems.append(f"{img_dir}: image folder missing")
         present: set[str] = set()
@@ -90,19 +91,24 @@ def _check_split(root: Path, split: str, rep: CheckReport, decode_images: bool) 
     rep.counts[f"{split}_images"] = len(present)
     annots: dict[str, Keypoints] | None = None
     try:
-        annots = read_annotations(root / files["annotations"])
+        annots = read_annotations(root / str(files["annotations"]), rep.layout.frame)
     except (DataError, FileNotFoundError) as err:
         rep.problems.append(str(err))
     rep.counts[f"{split}_annotations"] = len(annots or {})
     pairs: list[tuple[str, str]] = []
     try:
-        pairs = read_pairs(root / files["pairs"], on_duplicate="ignore")
+        pairs = read_pairs(root / str(files["pairs"]), on_duplicate="ignore")
     except (DataError, FileNotFoundError) as err:
         rep.problems.append(str(err))
     rep.counts[f"{split}_pairs"] = len(pairs)
     for a, b in find_duplicate_pairs(pairs):
-        rep.problems.append(f"{root / files['pairs']}: duplicate pair {a} -> {b}")
-    lst = root / files["lst"]
+        rep.problems.append(f"{root / str(files['pairs'])}: duplicate pair {a} -> {b}")
+    if files["lst"] is not None:
+        _check_lst(root / files["lst"], rep)
+    _check_images(root, files, pairs, present, annots, rep, decode_images)
+
+
+def _check_lst(lst: Path, rep: CheckReport) -> None:
     if lst.is_file():
         seen_names: set[str] = set()
         for name in read_lst(lst):
@@ -111,6 +117,13 @@ def _check_split(root: Path, split: str, rep: CheckReport, decode_images: bool) 
             seen_names.add(name)
     else:
         rep.problems.append(f"{lst}: list file missing")
+
+
+def _check_images(root: Path, files: dict, pairs: list[tuple[str, str]], present: set[str],
+                  annots: dict[str, Keypoints] | None, rep: CheckReport,
+                  decode_images: bool) -> None:
+    """Every image of a pair present, annotated, readable, and (Market-1501) of its size."""
+    img_dir = root / str(files["dir"])
     for name in sorted({n for p in pairs for n in p}):
         if name not in present:
             rep.problems.append(
@@ -122,6 +135,20 @@ def _check_split(root: Path, split: str, rep: CheckReport, decode_images: bool) 
         reason = image_problem(img_dir / name, decode_images)
         if reason is not None:
             rep.problems.append(f"{img_dir / name}: unreadable image ({reason})")
+        elif rep.layout.name == "market1501":
+            _check_market_size(img_dir / name, rep)
+
+
+def _check_market_size(path: Path, rep: CheckReport) -> None:
+    """Market-1501 images are 128×64, the frame of its keypoints."""
+    from PIL import Image
+
+    h, w = rep.layout.frame
+    with Image.open(path) as im:
+        if im.size != (w, h):
+            rep.problems.append(f"{path}: {im.height}x{im.width}, but Market-1501 images (and "
+                                f"its keypoints) are {h}x{w}; `cfld data prepare --dataset "
+                                "market1501` resizes them")
 
 
 def check(root: str | os.PathLike, decode_images: bool = True) -> list[str]:

@@ -1,4 +1,7 @@
-"""The pair data sets of a DeepFashion-layout root (fidelity §5.3), with one item schema.
+"""The pair data sets of a data root (fidelity §5.3), with one item schema.
+
+The root is in the DeepFashion or the Market-1501 layout (:mod:`cfld.data.layouts`, detected
+from its files); :class:`Market1501Train` / :class:`Market1501Test` insist on the latter.
 
 Training and test items carry the same keys for the same things (:class:`PairItem`): the test
 split only adds ``img_gt``.  The authors name the test tensors differently (``img_cond_from``,
@@ -16,8 +19,9 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from cfld.data.formats import SPLIT_FILES, TRAIN_DIR, DataError, read_annotations, read_pairs
+from cfld.data.formats import DataError, read_annotations, read_pairs
 from cfld.data.images import image_to_signed, list_images, load_image, resize_image, to_tensor
+from cfld.data.layouts import MARKET1501, DataLayout, detect_layout
 from cfld.pose.render import render_pose_map
 from cfld.sizes import check_size
 
@@ -46,16 +50,20 @@ class _PairsBase(Dataset):
     """Shared loading of one split: pairs, annotations, images and the common item keys."""
 
     split = "train"
+    #: A layout the class insists on (None: detected from the root's files).
+    layout_name: str | None = None
 
     def __init__(self, root: str | os.PathLike, gen_size: Sequence[int],
-                 cond_size: Sequence[int], pose_size: Sequence[int]) -> None:
+                 cond_size: Sequence[int], pose_size: Sequence[int],
+                 layout: str | DataLayout | None = None) -> None:
         self.root = Path(root)
-        files = SPLIT_FILES[self.split]
         if not self.root.is_dir():
             raise FileNotFoundError(f"data root not found: {self.root}")
+        self.layout = detect_layout(self.root, layout or self.layout_name)
+        files = self.layout.files[self.split]
         self.image_dir = self.root / files["dir"]
         self.pairs = read_pairs(self.root / files["pairs"])
-        self.annotations = read_annotations(self.root / files["annotations"])
+        self.annotations = read_annotations(self.root / files["annotations"], self.layout.frame)
         self.pose_size = check_size(pose_size, "pose_size")
         self.gen_size = check_size(gen_size, "gen_size")
         self.cond_size = check_size(cond_size, "cond_size")
@@ -72,7 +80,7 @@ class _PairsBase(Dataset):
             return load_image(path)
         except FileNotFoundError:
             raise FileNotFoundError(
-                f"image {path} (listed in {SPLIT_FILES[self.split]['pairs']}) is missing; "
+                f"image {path} (listed in {self.layout.files[self.split]['pairs']}) is missing; "
                 "run `cfld data check` on the root"
             ) from None
 
@@ -81,7 +89,8 @@ class _PairsBase(Dataset):
         kp = self.annotations.get(name)
         if kp is None:
             raise DataError(
-                f"{self.root / SPLIT_FILES[self.split]['annotations']}: no keypoints for {name}; "
+                f"{self.root / self.layout.files[self.split]['annotations']}: no keypoints for "
+                f"{name}; "
                 "run `cfld data check` on the root"
             )
         return torch.from_numpy(render_pose_map(kp, self.pose_size))
@@ -132,8 +141,9 @@ class DeepFashionTrain(_PairsBase):
         pose_size: Sequence[int] = (256, 256),
         flip_p: float = 0.5,
         seed: int | None = None,
+        layout: str | DataLayout | None = None,
     ) -> None:
-        super().__init__(root, gen_size, cond_size, pose_size)
+        super().__init__(root, gen_size, cond_size, pose_size, layout)
         if not 0.0 <= flip_p <= 1.0:
             raise ValueError(f"flip_p must be in [0, 1], got {flip_p}")
         self.flip_p = float(flip_p)
@@ -176,14 +186,33 @@ class DeepFashionTest(_PairsBase):
         cond_size: Sequence[int] = (256, 256),
         pose_size: Sequence[int] = (256, 256),
         test_size: Sequence[int] = (256, 176),
+        layout: str | DataLayout | None = None,
     ) -> None:
-        super().__init__(root, gen_size, cond_size, pose_size)
+        super().__init__(root, gen_size, cond_size, pose_size, layout)
         self.test_size = check_size(test_size, "test_size")
 
     def __getitem__(self, index: int) -> PairItem:
         item, tgt = self._item(index, flip=False)
         item["img_gt"] = to_tensor(resize_image(tgt, self.test_size))
         return item
+
+
+class Market1501Train(DeepFashionTrain):
+    """:class:`DeepFashionTrain` on a Market-1501 root (``market-*.csv``, ``bounding_box_*``,
+    keypoints in the 128×64 frame)."""
+
+    layout_name = MARKET1501.name
+
+
+class Market1501Test(DeepFashionTest):
+    """:class:`DeepFashionTest` on a Market-1501 root; ``img_gt`` at 128×64 by default."""
+
+    layout_name = MARKET1501.name
+
+    def __init__(self, root: str | os.PathLike, gen_size: Sequence[int] = (512, 512),
+                 cond_size: Sequence[int] = (256, 256), pose_size: Sequence[int] = (256, 256),
+                 test_size: Sequence[int] = MARKET1501.eval_size) -> None:
+        super().__init__(root, gen_size, cond_size, pose_size, test_size)
 
 
 class FidRealSet(Dataset):
@@ -195,15 +224,17 @@ class FidRealSet(Dataset):
     Args:
         root: prepared data root.
         size: ``(h, w)``, the evaluation size (authors: 256×176 or 512×352).
-        split_dir: image folder inside ``root`` (default ``train_highres``).
+        split_dir: image folder inside ``root`` (default: the layout's training images,
+            ``train_highres`` or ``bounding_box_train``).
     """
 
     def __init__(
         self,
         root: str | os.PathLike,
         size: Sequence[int] = (256, 176),
-        split_dir: str = TRAIN_DIR,
+        split_dir: str | None = None,
     ) -> None:
+        split_dir = split_dir or str(detect_layout(root).files["train"]["dir"])
         self.dir = Path(root) / split_dir
         if not self.dir.is_dir():
             raise FileNotFoundError(f"image folder not found: {self.dir}")
@@ -219,4 +250,5 @@ class FidRealSet(Dataset):
         return to_tensor(load_image(self.paths[index], self.size))
 
 
-__all__ = ["DeepFashionTest", "DeepFashionTrain", "FidRealSet", "PairItem"]
+__all__ = ["DeepFashionTest", "DeepFashionTrain", "FidRealSet", "Market1501Test",
+           "Market1501Train", "PairItem"]

@@ -7,6 +7,9 @@ DeepFashion file layout (design §5), and a quick check of how hard a root's pai
 
 Keypoints are written in the 256×176 annotation frame (fidelity §5.1) whatever the image size.
 Every image depends only on ``(seed, person, pose)``, so the same seed gives byte-identical files.
+``layout="market1501"`` writes the same people in Market-1501's layout instead
+(:mod:`cfld.data.layouts`: ``market-*.csv``, ``bounding_box_*/``, keypoints in 128×64, no list
+files, Market-style names such as ``0003_c2s1_000001_01.jpg``).
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import cv2
 import numpy as np
 
 from cfld.checkpoint import write_bytes_atomic, write_text_atomic
-from cfld.data.formats import SPLIT_FILES, SPLITS, DataError, read_pairs
+from cfld.data.formats import SPLITS, DataError, read_pairs
+from cfld.data.layouts import DataLayout, detect_layout, get_layout
 from cfld.data.synthetic import (
     _NAME_PREFIX,
     IMAGE_SUFFIX,
@@ -33,18 +37,25 @@ from cfld.data.synthetic import (
 from cfld.pose.keypoints import DEEPFASHION_FRAME, MISSING, Keypoints
 from cfld.sizes import check_size
 
+#: Our Market-style file names (``<person>_c<camera>s1_<pose>_<view>.jpg``), for stale removal.
+_MARKET_GLOB = "[0-9][0-9][0-9][0-9]*_c[1-6]s1_*"
 
-def image_name(person: int, pose: int, front: bool) -> str:
-    """Flat DeepFashion-style file name of one procedural image (fidelity §5.2 style).
+
+def image_name(person: int, pose: int, front: bool, layout: str = "deepfashion") -> str:
+    """Flat DeepFashion-style file name of one procedural image (fidelity §5.2 style), or a
+    Market-1501-style one.
 
     Args:
         person: person id.
         pose: pose index of that person.
         front: front (True) or back view.
+        layout: ``deepfashion`` or ``market1501``.
 
     Returns:
-        e.g. ``fashionSYNTHPeopleid0000000302_1front.jpg``.
+        e.g. ``fashionSYNTHPeopleid0000000302_1front.jpg`` or ``0003_c3s1_000002_01.jpg``.
     """
+    if get_layout(layout).name == "market1501":
+        return f"{person:04d}_c{1 + pose % 6}s1_{pose:06d}_0{1 if front else 2}{IMAGE_SUFFIX}"
     view = "front" if front else "back"
     return f"{_NAME_PREFIX}{person:08d}{pose:02d}_1{view}{IMAGE_SUFFIX}"
 
@@ -65,8 +76,9 @@ def synthesize(
     test_people: int | None = None,
     max_pairs_per_person: int | None = None,
     log: Callable[[str], None] | None = None,
+    layout: str | DataLayout = "deepfashion",
 ) -> dict[str, float]:
-    """Write a procedural data set in the DeepFashion layout.
+    """Write a procedural data set in the DeepFashion layout (or Market-1501's).
 
     Args:
         out_dir: output root (created; existing files of the same names are replaced).
@@ -79,6 +91,7 @@ def synthesize(
         max_pairs_per_person: cap on ordered pairs per person (sampled with the seed); default
             all ``poses * (poses - 1)`` ordered pairs.
         log: optional callable for progress lines.
+        layout: ``deepfashion`` or ``market1501`` (:mod:`cfld.data.layouts`).
 
     Returns:
         Stats: ``images``, ``train_pairs``, ``test_pairs``, ``seconds``, ``images_per_s``.
@@ -96,6 +109,7 @@ def synthesize(
         raise ValueError(f"test_people must be >= 1, got {test_people}")
     if max_pairs_per_person is not None and max_pairs_per_person < 1:
         raise ValueError(f"max_pairs_per_person must be >= 1, got {max_pairs_per_person}")
+    lay = get_layout(layout)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"output {out} exists and is not a folder; choose another --out")
@@ -104,8 +118,8 @@ def synthesize(
     n_images = 0
     stats: dict[str, float] = {}
     for split in SPLITS:
-        files = SPLIT_FILES[split]
-        img_dir, parts_dir = out / files["dir"], out / PARTS_DIRS[split]
+        files = lay.files[split]
+        img_dir, parts_dir = out / str(files["dir"]), out / PARTS_DIRS[split]
         img_dir.mkdir(parents=True, exist_ok=True)
         parts_dir.mkdir(parents=True, exist_ok=True)
         names: list[str] = []
@@ -117,12 +131,12 @@ def synthesize(
             for k in range(poses):
                 pose = sample_pose(np.random.default_rng([seed, pid, 1, k]), (h, w))
                 img, parts = render_person(app, pose, (h, w))
-                name = image_name(pid, k, pose.front)
+                name = image_name(pid, k, pose.front, lay.name)
                 jpg, png = _encode(img, parts)
                 write_bytes_atomic(img_dir / name, jpg)
                 write_bytes_atomic(parts_dir / (Path(name).stem + ".png"), png)
                 coords = np.where(pose.visible[:, None], pose.joints, MISSING)
-                kp = Keypoints(coords, (h, w)).rescale(DEEPFASHION_FRAME)
+                kp = Keypoints(coords, (h, w)).rescale(lay.frame)
                 ys, xs = kp.to_strings()
                 annot_rows.append(f"{name}:{ys}:{xs}")
                 person_names.append(name)
@@ -137,13 +151,15 @@ def synthesize(
         # Drop our own images left by an earlier, larger run into the same folder: they would
         # otherwise leak into FidRealSet (which globs the folder) without being in any list.
         keep = set(names) | {Path(n).stem + ".png" for n in names}
+        pattern = _MARKET_GLOB if lay.name == "market1501" else f"{_NAME_PREFIX}*"
         for folder in (img_dir, parts_dir):
-            for stale in folder.glob(f"{_NAME_PREFIX}*"):
+            for stale in folder.glob(pattern):
                 if stale.name not in keep:
                     stale.unlink()
-        write_text_atomic(out / files["lst"], "\n".join(names) + "\n")
-        write_text_atomic(out / files["annotations"], "\n".join(annot_rows) + "\n")
-        write_text_atomic(out / files["pairs"], "\n".join(pair_rows) + "\n")
+        if files["lst"] is not None:
+            write_text_atomic(out / files["lst"], "\n".join(names) + "\n")
+        write_text_atomic(out / str(files["annotations"]), "\n".join(annot_rows) + "\n")
+        write_text_atomic(out / str(files["pairs"]), "\n".join(pair_rows) + "\n")
         stats[f"{split}_pairs"] = len(pair_rows) - 1
         if log is not None:
             n_people = len(split_people[split])
@@ -160,6 +176,7 @@ def make_sample_root(
     size: Sequence[int] = (128, 88),
     seed: int = 0,
     test_people: int = 2,
+    layout: str = "deepfashion",
 ) -> Path:
     """Build a tiny procedural root quickly (for tests and demos).
 
@@ -170,11 +187,13 @@ def make_sample_root(
         size: image ``(H, W)``.
         seed: random seed.
         test_people: people in the test split.
+        layout: ``deepfashion`` or ``market1501``.
 
     Returns:
         The root path.
     """
-    synthesize(out_dir, people=people, poses=poses, size=size, seed=seed, test_people=test_people)
+    synthesize(out_dir, people=people, poses=poses, size=size, seed=seed, test_people=test_people,
+               layout=layout)
     return Path(out_dir)
 
 
@@ -199,7 +218,7 @@ def pair_silhouette_iou(
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     root = Path(root)
-    pairs = read_pairs(root / SPLIT_FILES[split]["pairs"])[:max_pairs]
+    pairs = read_pairs(detect_layout(root).path(root, split, "pairs"))[:max_pairs]
     if not pairs:
         raise DataError(f"{root}: no {split} pairs")
     cache: dict[str, np.ndarray] = {}

@@ -391,8 +391,8 @@ def format_table(results: dict[str, Any]) -> str:
         ("FID (standard, TF-Inception)", fmt(results.get("fid"), 3)),
         ("FID_cfld (authors', torchvision Inception)", fmt(results.get("fid_cfld"), 3)),
         ("LPIPS (AlexNet v0.1) ↓", fmt(results.get("lpips"))),
-        ("SSIM (win 51, authors' main) ↑", fmt(results.get("ssim"))),
-        ("SSIM_256 (Gaussian, pred range) ↑", fmt(results.get("ssim_256"))),
+        ("SSIM (win 51, uniform: the paper's tables) ↑", fmt(results.get("ssim"))),
+        ("SSIM_256 (Gaussian win 11: the authors' 2nd) ↑", fmt(results.get("ssim_256"))),
         ("PSNR (dB) ↑", fmt(results.get("psnr"), 3)),
     ]
     if "silhouette_iou" in results:

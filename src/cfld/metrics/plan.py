@@ -7,8 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from cfld.data.formats import GENERATED_SEPARATOR, PAIRS_TEST, TEST_DIR, generated_name, read_pairs
+from cfld.data.formats import GENERATED_SEPARATOR, generated_name, read_pairs
 from cfld.data.images import IMAGE_EXTENSIONS, list_images
+from cfld.data.layouts import detect_layout
 
 OFFICIAL_TEST_PAIRS = 8_570  # PATN test split (fidelity §5.1); reported, not required
 
@@ -67,13 +68,15 @@ def plan_folder(generated_dir: Path, root: Path, allow_missing: bool,
         raise FileNotFoundError(f"data root not found: {root}")
     if not generated_dir.is_dir():
         raise FileNotFoundError(f"generated-images folder not found: {generated_dir}")
-    rows = read_pairs(root / PAIRS_TEST, on_duplicate="ignore")
+    layout = detect_layout(root)  # DeepFashion or Market-1501 file names
+    pairs_csv = layout.path(root, "test", "pairs")
+    rows = read_pairs(pairs_csv, on_duplicate="ignore")
     pairs = list(dict.fromkeys(rows))  # one score per distinct pair
-    checks.append(f"pairs: {len(pairs)} in {PAIRS_TEST} (the real DeepFashion test split has "
-                  f"{OFFICIAL_TEST_PAIRS:,})")
+    checks.append(f"pairs: {len(pairs)} in {pairs_csv.name} (the real {layout.title} test split "
+                  f"has {layout.official_pairs['test']:,})")
     if len(pairs) != len(rows):
-        checks.append(f"pairs: {len(rows) - len(pairs)} duplicate rows in {PAIRS_TEST} counted "
-                      "once")
+        checks.append(f"pairs: {len(rows) - len(pairs)} duplicate rows in {pairs_csv.name} "
+                      "counted once")
     by_stem = _generated_by_stem(generated_dir, checks)
     expected = {generated_name(s, t): (s, t) for s, t in pairs}
     missing = [n for n in expected if n not in by_stem]
@@ -89,11 +92,12 @@ def plan_folder(generated_dir: Path, root: Path, allow_missing: bool,
         if not allow_missing:
             raise ValueError(msg + "; generate them, or pass --allow-missing to score the others")
         checks.append("generated: " + msg + "; scoring the present ones only (--allow-missing)")
-    test_dir = root / TEST_DIR
+    test_dir = layout.image_dir(root, "test")
     plan = [PlannedPair(s, t, by_stem[stem], _ground_truth(test_dir, t))
             for stem, (s, t) in expected.items() if stem in by_stem]
     if not plan:
-        raise ValueError(f"no pair of {PAIRS_TEST} has a generated image in {generated_dir}")
+        raise ValueError(f"no pair of {pairs_csv.name} has a generated image in "
+                         f"{generated_dir}")
     return plan, {"pairs_in_csv": len(pairs), "missing": len(missing), "extra": len(extra)}
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from cfld.data.formats import TRAIN_DIR
 from cfld.data.images import list_images, load_image, to_tensor
+from cfld.data.layouts import detect_layout
 from cfld.distributed import Processes, map_ordered
 from cfld.metrics.fid import FIDStatistics, stats_key
 
@@ -46,7 +46,7 @@ def reference_stats(
         statistics only on the main process.
     """
     procs = procs or Processes()
-    train_dir = root / TRAIN_DIR
+    train_dir = detect_layout(root).image_dir(root, "train")
     if not train_dir.is_dir():
         raise FileNotFoundError(
             f"{train_dir} not found: the FID reference is every training image (fidelity §8); "
