@@ -155,6 +155,8 @@ CASES = [
     ("keypoints-binary-file", lambda c, t: Keypoints.from_json(_kp(c, "binary")), ValueError,
      "binary"),
     ("keypoints-folder", lambda c, t: Keypoints.from_json(c["base"]), ValueError, "folder"),
+    ("annotation-row-deep", lambda c, t: Keypoints.from_strings("[" * 100_000, "[]"),
+     ValueError, "keypoints_y is not a JSON list"),
     ("image-truncated", lambda c, t: open_image(c["img"]["truncated"]), ValueError,
      "not a readable image"),
     ("image-garbage", lambda c, t: open_image(c["img"]["garbage"]), ValueError,

@@ -75,6 +75,8 @@ CASES: list[tuple[str, str, tuple[str, ...]]] = [
     ("train-set-string-bool", TRAIN + " --set export=\"yes\"", ("export", "true or false")),
     ("train-set-nan", TRAIN + " --set lr=NaN", ("lr", "finite")),
     ("train-set-seed-huge", TRAIN + " --set seed=1180591620717411303424", ("seed", "2**32")),
+    ("train-set-deep", TRAIN + " --set model_overrides=" + "[" * 50_000 + "]" * 50_000,
+     ("--set model_overrides", "nested too deeply")),
     ("train-set-bool-beta", TRAIN + " --set adam_betas=[true,0.9]", ("adam_betas", "True")),
     ("train-config-binary", "train --config {img_good} --dry-run", ("binary", "training config")),
     ("train-config-deep", "train --config {kp_deep} --dry-run", ("nested too deeply",)),

@@ -144,6 +144,8 @@ def _parse_set(item: str, names: set[str]) -> tuple[str, Any]:
         return key, json.loads(text)
     except json.JSONDecodeError:
         return key, text
+    except RecursionError:
+        raise ValueError(f"--set {key}: the value is nested too deeply") from None
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:

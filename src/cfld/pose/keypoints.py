@@ -137,7 +137,7 @@ class Keypoints:
         for axis, text in (("y", y_json), ("x", x_json)):
             try:
                 values = json.loads(text)
-            except (TypeError, json.JSONDecodeError) as err:
+            except (TypeError, json.JSONDecodeError, RecursionError) as err:
                 raise ValueError(
                     f"keypoints_{axis} is not a JSON list of {NUM_JOINTS} numbers: {text!r} ({err})"
                 ) from None
