@@ -53,11 +53,17 @@ def test_build_app_and_cli_defaults():
     demo = build_app(pipe, default_steps=3)
     assert isinstance(demo, gr.Blocks)
     ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
-    assert {"source", "gallery-pose", "generate", "result", "result-skeleton",
-            "reference-editor", "interp-run", "anim-run"} <= ids
+    assert {"source", "gallery-pose", "pose-preview", "pose-table", "joint-to-move", "generate",
+            "result", "reference-editor", "interp-run", "anim-run", "anim-poses"} <= ids
     args = build_parser().parse_args(["app"])
     assert (args.host, args.port, args.model, args.max_upload_mb) == ("127.0.0.1", 7860, None,
                                                                       10.0)
+    assert not args.share and build_parser().parse_args(["app", "--share"]).share
+    pipe._cfld_shipped = True  # the header says what the shipped model is and what real use needs
+    header = next(b for b in build_app(pipe).blocks.values()
+                  if getattr(b, "elem_id", None) == "header")
+    assert "small model of procedural people" in header.value
+    assert "cfld convert --official" in header.value
 
 
 def test_handlers_of_every_tab(tmp_path):
@@ -75,10 +81,11 @@ def test_handlers_of_every_tab(tmp_path):
     gallery_poses()["walking"].to_json(kp)
     settings = [1, 2.0, 2.0, 0, "ddim"]
 
-    image, skeleton = fns["run_generate"](a, "arms_raised", None, None, *settings)
-    assert image.size == (44, 64) and skeleton.size[1] >= 256
+    table, preview = fns["editor_from_example"]("arms_raised")
+    image = fns["generate_from_editor"](a, table, *settings)
+    assert image.size == (44, 64) and preview.size[1] >= 256
     with pytest.raises(gr.Error, match="must be an image"):
-        fns["run_generate"](kp, "walking", None, None, *settings)
+        fns["generate_from_editor"](kp, table, *settings)
 
     layer = np.zeros((256, 176, 4), np.uint8)
     layer[80:150, 40:130] = 255
@@ -95,6 +102,7 @@ def test_handlers_of_every_tab(tmp_path):
 
     strip, frames = fns["run_interpolate"](a, b, "walking", None, 2, *settings)
     assert len(frames) == 2 and strip.size[1] == 64
-    gif, frames = fns["run_animate"](a, None, "standing_front", "walking", 2, 5, *settings)
+    gif, frames = fns["run_animate_through"](a, None, ["standing_front", "walking"], table, 2,
+                                             5, *settings)
     with Image.open(gif) as g:
         assert g.n_frames == 2 and len(frames) == 2

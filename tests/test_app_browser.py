@@ -1,10 +1,12 @@
 """The web app in a real browser: headless Debian Chromium driven by Playwright.
 
 Chromium comes from Debian's package (``scripts/install_browser.sh``), never from
-``playwright install``.  The test uploads a source photo, picks a gallery pose, clicks
-Generate, waits for the result and checks it is an image of the pipeline's output size; a
-screenshot goes to ``$CFLD_TEST_ARTIFACTS`` (default: the test's tmp folder).  Requests to
-anything but the local server are blocked and must not happen.
+``playwright install``.  The tests drive every tab: pose transfer (an example pose, Generate,
+the result of the pipeline's output size), the pose editor (a joint moved by a click on the
+preview, the table following, a user error shown as a message without a traceback), style
+transfer with a painted mask, interpolation and animation.  Screenshots go to
+``$CFLD_TEST_ARTIFACTS`` (default: the test's tmp folder).  Requests to anything but the local
+server are blocked and must not happen.
 """
 
 from __future__ import annotations
@@ -61,12 +63,38 @@ def served_app():
     demo.close()
 
 
+def _artifacts(tmp_path: Path) -> Path:
+    out = Path(os.environ.get("CFLD_TEST_ARTIFACTS", tmp_path))
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _shot(page, tmp_path: Path, name: str) -> Path:
+    shot = _artifacts(tmp_path) / name
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.is_file() and shot.stat().st_size > 0
+    if shot.parent != tmp_path:
+        shutil.copy(shot, tmp_path / name)
+    return shot
+
+
+def _wait_image(page, selector: str, timeout: int = 90_000) -> list[int]:
+    page.wait_for_function(
+        f"() => {{ const i = document.querySelector('{selector}');"
+        " return i && i.complete && i.naturalWidth > 0; }", timeout=timeout)
+    return page.locator(selector).evaluate("i => [i.naturalWidth, i.naturalHeight]")
+
+
+def _random_photo(path: Path, seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 255, (256, 176, 3), dtype=np.uint8)).save(path)
+    return path
+
+
 def test_generate_in_browser(browser, served_app, tmp_path):
     url, pipe = served_app
     started = time.perf_counter()
-    src = tmp_path / "source.png"
-    rng = np.random.default_rng(0)
-    Image.fromarray(rng.integers(0, 255, (256, 176, 3), dtype=np.uint8)).save(src)
+    src = _random_photo(tmp_path / "source.png", 0)
 
     host = urlparse(url).hostname
     outside: list[str] = []
@@ -79,40 +107,99 @@ def test_generate_in_browser(browser, served_app, tmp_path):
         else:
             route.continue_()
 
-    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
     try:
         page.route("**/*", guard)
         page.goto(url, wait_until="domcontentloaded")
+        assert "procedural" not in page.locator("#header").inner_text()  # not the shipped model
         page.locator("#source input[type=file]").set_input_files(str(src))
         page.locator("#gallery-pose").get_by_text("walking", exact=True).click()
         page.locator("#generate").click()
-        img = page.locator("#result img")
-        img.wait_for(state="visible", timeout=90_000)
-        page.wait_for_function(
-            "() => { const i = document.querySelector('#result img');"
-            " return i && i.complete && i.naturalWidth > 0; }", timeout=90_000)
-        size = img.evaluate("i => [i.naturalWidth, i.naturalHeight]")
-        skeleton = page.locator("#result-skeleton img")
-        skeleton.wait_for(state="visible", timeout=30_000)
+        size = _wait_image(page, "#result img")
         # The served file decodes as an image of the pipeline's output size.
-        body = page.request.get(img.get_attribute("src")).body()
-        artifacts = Path(os.environ.get("CFLD_TEST_ARTIFACTS", tmp_path))
-        artifacts.mkdir(parents=True, exist_ok=True)
+        body = page.request.get(page.locator("#result img").get_attribute("src")).body()
         (tmp_path / "result.bin").write_bytes(body)
         with Image.open(tmp_path / "result.bin") as served:
             served_size = served.size
-        shot = artifacts / "app.png"
-        page.screenshot(path=str(shot), full_page=True)
+        shot = _shot(page, tmp_path, "app.png")
     finally:
         page.close()
     h, w = pipe.default_output_size
     assert size == [w, h]
     assert served_size == (w, h)
-    assert shot.is_file() and shot.stat().st_size > 0
     assert not outside, f"the app tried to reach outside hosts: {outside}"
     print(f"browser test: {time.perf_counter() - started:.1f} s, screenshot {shot}")
-    if artifacts != tmp_path:
-        shutil.copy(shot, tmp_path / "app.png")
+
+
+def _preview_bytes(page, tmp_path: Path, name: str) -> np.ndarray:
+    _wait_image(page, "#pose-preview img")
+    src = page.locator("#pose-preview img").get_attribute("src")
+    (tmp_path / name).write_bytes(page.request.get(src).body())
+    with Image.open(tmp_path / name) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def test_pose_editor_in_browser(browser, served_app, tmp_path, capfd):
+    """Fill the editor from an example pose, move a joint by clicking the preview (the table
+    follows), type a coordinate, generate from the edited pose; a user error is a message."""
+    url, pipe = served_app
+    page = browser.new_page(viewport={"width": 1400, "height": 1500})
+    try:
+        page.goto(url, wait_until="domcontentloaded")
+        page.locator("#generate").click()  # no source photo: a message, not a traceback
+        page.get_by_text("please upload the source photo").first.wait_for(timeout=30_000)
+        page.locator("#gallery-pose").get_by_text("arms_raised", exact=True).click()
+        page.wait_for_timeout(1500)
+        before = _preview_bytes(page, tmp_path, "before.png")
+        page.get_by_text("Keypoints (y, x in the 256×176 frame)").click()  # open the table
+        table = page.locator("#pose-table")
+        assert "230" not in table.inner_text()
+        page.locator("#joint-to-move input").click()
+        page.get_by_role("option", name="4 right_wrist").click()
+        box = page.locator("#pose-preview img").bounding_box()
+        page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.9)
+        page.wait_for_function(  # the click put the right wrist at y = 0.9 * 256
+            "() => document.querySelector('#pose-table').innerText.includes('230')",
+            timeout=30_000)
+        page.wait_for_timeout(500)
+        after = _preview_bytes(page, tmp_path, "after.png")
+        assert before.shape == after.shape and (before != after).any()
+        _shot(page, tmp_path, "app-pose-editor.png")
+        page.locator("#source input[type=file]").set_input_files(
+            str(_random_photo(tmp_path / "s.png", 3)))
+        page.locator("#generate").click()
+        size = _wait_image(page, "#result img")
+    finally:
+        page.close()
+    h, w = pipe.default_output_size
+    assert size == [w, h]
+    assert "Traceback" not in capfd.readouterr().err  # user errors are messages only
+
+
+def test_interpolation_and_animation_in_browser(browser, served_app, tmp_path):
+    url, pipe = served_app
+    a, b = _random_photo(tmp_path / "a.png", 4), _random_photo(tmp_path / "b.png", 5)
+    page = browser.new_page(viewport={"width": 1400, "height": 1500})
+    try:
+        page.goto(url, wait_until="domcontentloaded")
+        page.get_by_role("tab", name="Interpolation").click()
+        page.locator("#interp-a input[type=file]").set_input_files(str(a))
+        page.locator("#interp-b input[type=file]").set_input_files(str(b))
+        page.locator("#interp-run").click()
+        strip = _wait_image(page, "#interp-strip img")
+        _shot(page, tmp_path, "app-interpolation.png")
+        page.get_by_role("tab", name="Animation").click()
+        page.locator("#anim-source input[type=file]").set_input_files(str(a))
+        page.locator("#anim-run").click()
+        gif = _wait_image(page, "#anim-gif img", timeout=180_000)
+        page.wait_for_function(
+            "() => document.querySelectorAll('#anim-frames-out img').length >= 9",
+            timeout=30_000)
+        _shot(page, tmp_path, "app-animation.png")
+    finally:
+        page.close()
+    h, w = pipe.default_output_size
+    assert strip[1] == h and gif == [w, h]
 
 
 def test_style_transfer_with_a_painted_mask(browser, served_app, tmp_path):
@@ -159,9 +246,7 @@ def test_style_transfer_with_a_painted_mask(browser, served_app, tmp_path):
             "i => [i.naturalWidth, i.naturalHeight]")
         mask_src = page.locator("#style-mask-used img").get_attribute("src")
         (tmp_path / "mask.bin").write_bytes(page.request.get(mask_src).body())
-        artifacts = Path(os.environ.get("CFLD_TEST_ARTIFACTS", tmp_path))
-        artifacts.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(artifacts / "app-style.png"), full_page=True)
+        _shot(page, tmp_path, "app-style.png")
     finally:
         page.close()
     h, w = pipe.default_output_size

@@ -3,7 +3,11 @@
 :class:`AppHandlers` takes a pipeline and turns uploads into results (pose transfer, style
 transfer, interpolation, animation).  The Gradio layout (:mod:`cfld.app.layout`) only wires its
 methods to buttons, so every handler can be called (and tested) without a browser.  User errors
-are :class:`gr.Error` messages shown in the app.
+are :class:`gr.Error` messages shown in the app (never a traceback in the server log); notes
+about the inputs (the shipped model given a real photo, a photo without a person) are
+:func:`gr.Warning` pop-ups.  The pose editor (:mod:`cfld.app.pose_editor`) keeps the target pose
+as a keypoint table: an example pose, a photo's estimated pose or a keypoint JSON fills it, its
+joints can be edited or moved by a click, and generating uses what it holds.
 """
 
 from __future__ import annotations
@@ -22,7 +26,15 @@ import gradio as gr
 import torch
 from PIL import Image
 
-from cfld.animation import animate, gallery_poses, interpolate_poses, parse_pose_sequence, save_gif
+from cfld.animation import (
+    animate,
+    gallery_poses,
+    interpolate_poses,
+    interpolate_sequence,
+    parse_pose_sequence,
+    save_gif,
+)
+from cfld.app import pose_editor
 from cfld.app.uploads import MAX_UPLOAD_MB, Upload, Uploads
 from cfld.checks.numbers import FPS, FRAMES, SEED
 from cfld.checks.sampling import check_sampling
@@ -30,8 +42,10 @@ from cfld.pipelines.editing import image_strip, interpolate, style_transfer
 from cfld.pipelines.guidance import get_guidance
 from cfld.pipelines.inputs import keypoints_from_any
 from cfld.pipelines.schedulers import SCHEDULERS, make_scheduler
-from cfld.pose import Keypoints, render_skeleton_image
+from cfld.pose import JOINT_NAMES, Keypoints, render_skeleton_image
 from cfld.pose.masks import part_mask
+from cfld.scope import source_notes
+from cfld.shipped import is_shipped
 
 if TYPE_CHECKING:
     from cfld.pipelines.pipeline_cfld import CFLDPipeline
@@ -39,6 +53,8 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 #: Animations are kept this long for the browser to fetch, then removed.
 RESULT_MAX_AGE_S = 3600.0
+#: The name of the pose editor's pose among the animation's choices.
+EDITED_POSE = "(edited pose)"
 
 
 def user_errors(fn: F) -> F:
@@ -48,17 +64,24 @@ def user_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except gr.Error:
+        except gr.Error as err:
+            err.print_exception = False  # a message for the user, not a traceback in the log
             raise
         except (ValueError, FileNotFoundError) as err:
-            raise gr.Error(str(err)) from None
+            raise gr.Error(str(err), print_exception=False) from None
 
     return wrapper  # type: ignore[return-value]
 
 
 def _on_step(progress: gr.Progress, label: str) -> Callable[[int, int], None]:
+    """Progress with the time left, measured from the steps done so far."""
+    started = time.perf_counter()
+
     def on_step(done: int, total: int) -> None:
-        progress((done, total), desc=label, unit="steps")
+        elapsed = time.perf_counter() - started
+        left = elapsed / done * (total - done) if done else None
+        eta = f", about {left:.0f} s left" if left is not None and done < total else ""
+        progress((done, total), desc=f"{label}{eta}", unit="steps")
     return on_step
 
 
@@ -143,6 +166,76 @@ class AppHandlers:
         except gr.Error:
             return None
 
+    # ---------------------------------------------------------------- the pose editor
+    @user_errors
+    def editor_from_example(self, name: str | None) -> tuple[Any, Image.Image]:
+        """Fill the editor with an example pose: (table, preview)."""
+        if not name or name not in self.gallery:
+            raise gr.Error(f"pick an example pose ({', '.join(self.gallery)})")
+        table = pose_editor.keypoints_to_table(self.gallery[name])
+        return table, pose_editor.render_preview(table)
+
+    @user_errors
+    def editor_from_photo(self, photo: Upload) -> tuple[Any, Image.Image, Any]:
+        """Fill the editor with the pose estimated from a photo: (table, preview, the example
+        picker cleared, so that what the editor holds is clear)."""
+        image = self.uploads.image(photo, "pose photo")
+        try:
+            kp = keypoints_from_any(image)
+        except (ValueError, ImportError) as err:
+            raise gr.Error(f"could not find a pose in the photo: {err}") from None
+        table = pose_editor.keypoints_to_table(kp)
+        missing = [n for n, ok in zip(JOINT_NAMES, kp.present.tolist()) if not ok]
+        if missing:
+            gr.Warning(f"not found in the photo: {', '.join(missing)}; place them in the "
+                       "editor if you want them")
+        return table, pose_editor.render_preview(table), gr.update(value=None)
+
+    @user_errors
+    def editor_from_json(self, pose_json: str | None) -> tuple[Any, Image.Image, Any]:
+        """Fill the editor from an uploaded keypoint JSON: (table, preview, picker cleared)."""
+        if pose_json is None:
+            raise gr.Error("upload a keypoint JSON")
+        kp = Keypoints.from_json(self.uploads.json(pose_json, "keypoint JSON"))
+        table = pose_editor.keypoints_to_table(kp)
+        return table, pose_editor.render_preview(table), gr.update(value=None)
+
+    def editor_preview(self, table: Any) -> Image.Image:
+        """The preview of the table as it is (also while an edit is incomplete)."""
+        return pose_editor.render_preview(table)
+
+    @user_errors
+    def editor_click(self, table: Any, joint: str, evt: gr.SelectData) -> tuple[Any, Image.Image]:
+        """Move the chosen joint to where the preview was clicked: (table, preview)."""
+        table = pose_editor.move_joint(table, joint, evt.index, pose_editor.preview_size())
+        return table, pose_editor.render_preview(table)
+
+    def notes(self, source: Image.Image) -> None:
+        """The shipped model's note for a real photo, a warning for a photo with no person
+        (pop-ups; generating goes on)."""
+        for line in source_notes(source, is_shipped(self.pipe)):
+            gr.Warning(line.split(": ", 1)[1] if line.startswith(("note: ", "warning: "))
+                       else line)
+
+    @user_errors
+    def generate_from_editor(self, source: Upload, table: Any, steps: float, scale_pose: float,
+                             scale_app: float, seed: float, scheduler: str,
+                             progress: gr.Progress = gr.Progress()) -> Image.Image:
+        """Pose transfer to the pose the editor holds: the result."""
+        src = self.uploads.image(source, "source photo")
+        kp = pose_editor.table_to_keypoints(table)
+        self.notes(src)
+        return self._generate(src, kp, (steps, scale_pose, scale_app, seed, scheduler), progress)
+
+    def _generate(self, src: Image.Image, kp: Keypoints, settings: tuple,
+                  progress: gr.Progress) -> Image.Image:
+        with self.lock:
+            kw, g = self.sampling(*settings)
+            on_step = _on_step(progress, "denoising")
+            total = kw["num_inference_steps"]
+            return self.pipe(src, kp, generator=g, callback_on_step_end=lambda _p, i, _t, _d:
+                             on_step(i + 1, total), **kw).images[0]
+
     @user_errors
     def run_generate(self, source: Upload, gallery_name: str, pose_photo: Upload,
                      pose_json: str | None, steps: float, scale_pose: float,
@@ -151,12 +244,7 @@ class AppHandlers:
         """Pose transfer: (result, target skeleton)."""
         src = self.uploads.image(source, "source photo")
         kp = self.target_pose(gallery_name, pose_photo, pose_json)
-        with self.lock:
-            kw, g = self.sampling(steps, scale_pose, scale_app, seed, scheduler)
-            on_step = _on_step(progress, "denoising")
-            total = kw["num_inference_steps"]
-            image = self.pipe(src, kp, generator=g, callback_on_step_end=lambda _p, i, _t, _d:
-                              on_step(i + 1, total), **kw).images[0]
+        image = self._generate(src, kp, (steps, scale_pose, scale_app, seed, scheduler), progress)
         return image, render_skeleton_image(kp, self.skeleton_size)
 
     @user_errors
@@ -214,10 +302,40 @@ class AppHandlers:
                 raise gr.Error("pick the first and last gallery poses, or upload a sequence")
             poses = interpolate_poses(self.gallery[start], self.gallery[end],
                                       int(FRAMES.check(frames, "frames")))
+        return self._animate(src, poses, fps, (steps, scale_pose, scale_app, seed, scheduler),
+                             progress)
+
+    @user_errors
+    def run_animate_through(self, source: Upload, sequence_json: str | None,
+                            names: list[str] | None, editor_table: Any, frames: float,
+                            fps: float, steps: float, scale_pose: float, scale_app: float,
+                            seed: float, scheduler: str, progress: gr.Progress = gr.Progress()
+                            ) -> tuple[str, list[Image.Image]]:
+        """Animation through any poses in turn: the uploaded sequence JSON, else the chosen
+        poses in their order (example poses by name, :data:`EDITED_POSE` for the editor's),
+        ``frames`` frames in all moving linearly from one to the next: (GIF path, frames)."""
+        fps = FPS.check(fps, "fps")
+        src = self.uploads.image(source, "source photo")
+        if sequence_json is not None:
+            poses = parse_pose_sequence(self.uploads.json(sequence_json, "pose sequence"))
+        else:
+            unknown = [n for n in names or [] if n != EDITED_POSE and n not in self.gallery]
+            if not names or unknown:
+                raise gr.Error("choose the poses to go through, in order (example poses or "
+                               "the edited pose), or upload a pose sequence")
+            keys = [pose_editor.table_to_keypoints(editor_table) if n == EDITED_POSE
+                    else self.gallery[n] for n in names]
+            poses = interpolate_sequence(keys, int(FRAMES.check(frames, "frames")))
+        self.notes(src)
+        return self._animate(src, poses, fps, (steps, scale_pose, scale_app, seed, scheduler),
+                             progress)
+
+    def _animate(self, src: Image.Image, poses: list[Keypoints], fps: float, settings: tuple,
+                 progress: gr.Progress) -> tuple[str, list[Image.Image]]:
         with self.lock:
-            kw, g = self.sampling(steps, scale_pose, scale_app, seed, scheduler)
+            kw, g = self.sampling(*settings)
             images = animate(self.pipe, src, poses, generator=g,
-                             on_step=_on_step(progress, "animating"), **kw)
+                             on_step=_on_step(progress, f"animating {len(poses)} frames"), **kw)
         self.prune_results()
         gif = os.path.join(self.gif_dir, f"animation-{time.time_ns()}.gif")
         save_gif(images, gif, fps=float(fps))
@@ -243,4 +361,4 @@ class AppHandlers:
         self._cleanup()
 
 
-__all__ = ["AppHandlers", "user_errors"]
+__all__ = ["EDITED_POSE", "AppHandlers", "user_errors"]

@@ -1,11 +1,12 @@
 """The web app's Gradio layout: pose transfer, style transfer, interpolation and animation.
 
-    cfld app [--model DIR] [--host 127.0.0.1] [--port 7860]
+    cfld app [--model DIR] [--host 127.0.0.1] [--port 7860] [--share]
 
 It serves on 127.0.0.1 by default, sends no analytics and loads nothing from outside (system
-fonts, no share link).  :func:`build_app` takes any :class:`~cfld.CFLDPipeline` so tests can
-launch it with a small random model; the buttons call the methods of
-:class:`~cfld.app.handlers.AppHandlers` (where everything the app does lives);
+fonts, no share link unless ``--share``).  The pose-transfer and animation tabs (one pose
+panel: the pose editor) are in :mod:`cfld.app.pose_tab`.  :func:`build_app` takes any
+:class:`~cfld.CFLDPipeline` so tests can launch it with a small random model; the buttons call
+the methods of :class:`~cfld.app.handlers.AppHandlers` (where everything the app does lives);
 :func:`launch_app` applies the server settings (upload size limit, theme, no server-side
 rendering).
 """
@@ -17,27 +18,29 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from cfld.app.handlers import AppHandlers
+from cfld.app.pose_tab import animation_tab, pose_tab
 from cfld.app.uploads import MAX_UPLOAD_MB
 from cfld.pipelines.schedulers import SCHEDULERS
-from cfld.pose import render_skeleton_image
 from cfld.pose.masks import BODY_PARTS
+from cfld.scope import SHIPPED_HEADER
+from cfld.shipped import is_shipped
 
 if TYPE_CHECKING:
     from cfld.pipelines.pipeline_cfld import CFLDPipeline
 
 #: Image buttons (no "share": it would post to an outside service).
 VIEW_BUTTONS = ["download", "fullscreen"]
-#: Small model outputs (e.g. 64×44) are shown enlarged, without smoothing.
+#: Results are shown large; small model outputs (e.g. 64×44) enlarged without smoothing.
 APP_CSS = """
-#result img, #style-result img {
-  height: 256px !important; width: auto !important; max-width: 100% !important;
+#result img, #style-result img, #anim-gif img, #interp-strip img {
+  height: 480px !important; width: auto !important; max-width: 100% !important;
   object-fit: contain; image-rendering: pixelated;
 }
+#anim-frames-out img, #interp-frames img { image-rendering: pixelated; }
+#pose-preview img { cursor: crosshair; }
 """
 #: Gradio's ``delete_cache``: every 10 minutes, remove cached uploads older than an hour.
 CACHE_CLEANUP = (600, 3600)
-GALLERY_HELP = ("Target pose: an uploaded keypoint JSON wins over an uploaded photo, which wins "
-                "over the gallery pose.")
 
 
 def build_app(pipe: CFLDPipeline, default_steps: int = 50, max_upload_mb: float = MAX_UPLOAD_MB,
@@ -57,20 +60,23 @@ def build_app(pipe: CFLDPipeline, default_steps: int = 50, max_upload_mb: float 
     # Uploads and results leave Gradio's cache after an hour (checked every 10 minutes).
     with gr.Blocks(title=title, analytics_enabled=False,
                    delete_cache=CACHE_CLEANUP) as demo:
+        what = SHIPPED_HEADER if is_shipped(pipe) else (
+            f"Model: `{getattr(pipe, 'name_or_path', None) or 'a pipeline given in Python'}`.")
         gr.Markdown(f"## {title}\nCoarse-to-Fine Latent Diffusion (CVPR 2024). Images are "
                     f"generated at {pipe.image_size[0]}×{pipe.image_size[1]} and shown at "
-                    f"{out_h}×{out_w}. Uploads up to {max_upload_mb:g} MB.")
+                    f"{out_h}×{out_w}. Uploads up to {max_upload_mb:g} MB.\n\n{what}",
+                    elem_id="header")
         settings = _settings(default_steps)
         names = list(app.gallery)
         with gr.Tabs():
             with gr.Tab("Pose transfer", id="pose"):
-                _pose_tab(app, names, settings)
+                table = pose_tab(app, names, settings)
             with gr.Tab("Style transfer", id="style"):
                 _style_tab(app, names, settings)
             with gr.Tab("Interpolation", id="interpolate"):
                 _interpolation_tab(app, names, settings)
             with gr.Tab("Animation", id="animate"):
-                _animation_tab(app, names, settings)
+                animation_tab(app, names, settings, table)
     demo.max_upload_mb = max_upload_mb  # read by launch_app
     for block in demo.blocks.values():
         if isinstance(block, (gr.Image, gr.ImageEditor)) and block.interactive is not False:
@@ -117,38 +123,6 @@ def _settings(default_steps: int) -> list[Any]:
     return [steps, scale_pose, scale_app, seed, scheduler]
 
 
-def _pose_tab(app: AppHandlers, names: list[str], settings: list[Any]) -> None:
-    """Source photo + target pose (gallery, photo or JSON) → result."""
-    with gr.Row():
-        source = gr.Image(type="filepath", label="Source photo",
-                          sources=["upload", "clipboard"], elem_id="source")
-        with gr.Column():
-            pose_pick = gr.Radio(names, value=names[0], label="Gallery pose",
-                                 elem_id="gallery-pose", info=GALLERY_HELP)
-            pose_preview = gr.Image(value=render_skeleton_image(app.gallery[names[0]]),
-                                    label="Target pose", interactive=False,
-                                    elem_id="pose-preview", height=256,
-                                    buttons=VIEW_BUTTONS)
-        with gr.Column():
-            pose_photo = gr.Image(type="filepath", label="…or a photo of someone "
-                                  "in the pose (estimated offline)",
-                                  sources=["upload"], elem_id="pose-photo")
-            pose_json = gr.File(label="…or a keypoint JSON", file_types=[".json"],
-                                elem_id="pose-json")
-    generate = gr.Button("Generate", variant="primary", elem_id="generate")
-    with gr.Row():
-        result = gr.Image(label="Result", format="png", interactive=False,
-                          elem_id="result", height=320, buttons=VIEW_BUTTONS)
-        result_pose = gr.Image(label="Target skeleton", format="png",
-                               interactive=False, elem_id="result-skeleton",
-                               height=320, buttons=VIEW_BUTTONS)
-    for comp in (pose_pick, pose_photo, pose_json):
-        comp.change(app.preview_pose, [pose_pick, pose_photo, pose_json], pose_preview,
-                    show_progress="hidden")
-    generate.click(app.run_generate, [source, pose_pick, pose_photo, pose_json, *settings],
-                   [result, result_pose])
-
-
 def _style_tab(app: AppHandlers, names: list[str], settings: list[Any]) -> None:
     """Reference photo + painted mask / mask image / body parts + new source."""
     gr.Markdown("Paint over the region to restyle (any brush colour), upload a "
@@ -174,10 +148,10 @@ def _style_tab(app: AppHandlers, names: list[str], settings: list[Any]) -> None:
     style_btn = gr.Button("Transfer style", variant="primary", elem_id="style-run")
     with gr.Row():
         style_out = gr.Image(label="Result", format="png", interactive=False,
-                             elem_id="style-result", height=320,
+                             elem_id="style-result", height=512,
                              buttons=VIEW_BUTTONS)
         style_mask = gr.Image(label="Mask used", format="png", interactive=False,
-                              height=320, buttons=VIEW_BUTTONS,
+                              height=512, buttons=VIEW_BUTTONS,
                               elem_id="style-mask-used")
     style_btn.click(app.run_style, [editor, mask_upload, parts, ref_pose, new_source, *settings],
                     [style_out, style_mask])
@@ -191,40 +165,19 @@ def _interpolation_tab(app: AppHandlers, names: list[str], settings: list[Any]) 
         src_b = gr.Image(type="filepath", label="Source B (t = 1)",
                          sources=["upload"], elem_id="interp-b")
         with gr.Column():
-            interp_pose = gr.Radio(names, value=names[0], label="Gallery pose")
-            interp_json = gr.File(label="…or a keypoint JSON", file_types=[".json"])
+            interp_pose = gr.Radio(names, value=names[0], label="Example pose",
+                                   elem_id="interp-pose")
+            interp_json = gr.File(label="…or a keypoint JSON (used instead)",
+                                  file_types=[".json"])
             n_frames = gr.Slider(2, 12, value=5, step=1, label="Frames")
     interp_btn = gr.Button("Interpolate", variant="primary", elem_id="interp-run")
     interp_strip = gr.Image(label="Strip (A → B)", format="png", interactive=False,
-                            height=320, buttons=VIEW_BUTTONS)
-    interp_frames = gr.Gallery(label="Frames", columns=6, format="png")
+                            elem_id="interp-strip", height=512, buttons=VIEW_BUTTONS)
+    interp_frames = gr.Gallery(label="Frames", columns=4, height="auto", object_fit="contain",
+                               format="png", elem_id="interp-frames")
     interp_btn.click(app.run_interpolate,
                      [src_a, src_b, interp_pose, interp_json, n_frames, *settings],
                      [interp_strip, interp_frames])
-
-
-def _animation_tab(app: AppHandlers, names: list[str], settings: list[Any]) -> None:
-    """One source through a pose sequence → GIF and frames."""
-    with gr.Row():
-        anim_src = gr.Image(type="filepath", label="Source photo",
-                            sources=["upload"], elem_id="anim-source")
-        with gr.Column():
-            anim_json = gr.File(label="Pose sequence JSON ({\"frames\": [...]})",
-                                file_types=[".json"])
-            anim_start = gr.Dropdown(names, value=names[0],
-                                     label="…or from gallery pose")
-            anim_end = gr.Dropdown(names, value=names[min(1, len(names) - 1)],
-                                   label="to gallery pose")
-            anim_frames = gr.Slider(2, 24, value=6, step=1, label="Frames")
-            fps = gr.Slider(1, 30, value=8, step=1, label="GIF frames per second")
-    anim_btn = gr.Button("Animate", variant="primary", elem_id="anim-run")
-    with gr.Row():
-        anim_gif = gr.Image(label="Animation (GIF)", type="filepath",
-                            interactive=False, height=320, buttons=VIEW_BUTTONS)
-        anim_frames_out = gr.Gallery(label="Frames", columns=6, format="png")
-    anim_btn.click(app.run_animate,
-                   [anim_src, anim_json, anim_start, anim_end, anim_frames, fps, *settings],
-                   [anim_gif, anim_frames_out])
 
 
 def app_theme() -> gr.themes.Base:
@@ -236,7 +189,8 @@ def app_theme() -> gr.themes.Base:
 
 def launch_app(demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860,
                **kwargs: Any) -> object:
-    """Launch ``demo`` locally: no share link, no analytics, upload size limit, system fonts."""
+    """Launch ``demo`` locally (no share link unless ``share=True``), no analytics, upload size
+    limit, system fonts."""
     mb = getattr(demo, "max_upload_mb", MAX_UPLOAD_MB)
     options: dict[str, Any] = dict(server_name=host, server_port=port, share=False,
                                    max_file_size=f"{mb:g}mb", theme=app_theme(), css=APP_CSS,
