@@ -14,7 +14,7 @@ The configurations are (processes × threads) 1×1, 2×1 and 1×2: 2×1 against 
 against more threads on the same two cores.  Numbers on a shared CPU are informative only:
 another job's load changes them between runs (the load average is recorded).
 
-    python benchmarks/bench_scaling.py            # ~2-4 minutes on 2 cores
+    python benchmarks/bench_scaling.py            # a few minutes on 2 busy cores
     python benchmarks/bench_scaling.py --quick    # 2 steps, 4 pairs: proves the script works
 """
 

@@ -32,8 +32,9 @@ import torch
 T = TypeVar("T")
 
 
-class LaunchError(RuntimeError):
-    """Several processes were launched but they did not form one process group."""
+class LaunchError(ValueError):
+    """Several processes were launched but they did not form one process group (a ValueError:
+    the launch command is wrong, and the CLI reports it in one line)."""
 
 
 def launched_processes() -> int:
