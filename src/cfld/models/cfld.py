@@ -333,6 +333,10 @@ class CFLDModel(ModelMixin, ConfigMixin):
         never a silently random-initialised layer.  The model is built on the meta device and
         the weights are assigned, so nothing is initialised twice.
         """
+        from cfld.shipped import shipped_name
+
+        if shipped_name(pretrained_model_name_or_path) and torch_dtype is None:
+            torch_dtype = torch.float32  # stored in float16 to keep the package small
         folder = _resolve_folder(pretrained_model_name_or_path, subfolder)
         if (subfolder is None and not (folder / cls.config_name).is_file()
                 and (folder / "model_index.json").is_file() and (folder / "model").is_dir()):
