@@ -45,6 +45,8 @@ def test_example_poses_by_name_everywhere():
     assert len(seq) == 9 and seq[0] == example_pose("standing_front")
     assert seq[4] == example_pose("walking") and seq[8] == example_pose("side")
     assert len(load_pose_sequence("walking,arms_raised")) == 5  # 4 frames per step
+    with pytest.raises(FileNotFoundError, match="unknown: sid"):
+        load_pose_sequence("walking,sid")
 
 
 def test_pose_list_and_names(capsys):

@@ -115,6 +115,13 @@ def load_pose_sequence(path: str | os.PathLike, frames: int | None = None) -> li
     names = [n.strip() for n in os.fspath(path).split(",")]
     if not os.path.exists(path) and all(is_example_pose(n) for n in names):
         return interpolate_sequence([example_pose(n) for n in names], frames)
+    if not os.path.exists(path) and (len(names) > 1 or not Path(path).suffix):
+        from cfld.pose.gallery import example_pose_names
+
+        bad = [n for n in names if not is_example_pose(n)]
+        raise FileNotFoundError(f"pose sequence {os.fspath(path)!r}: no such file or folder, "
+                                f"and not example pose names (unknown: {', '.join(bad)}; "
+                                f"choose from {', '.join(example_pose_names())})")
     p = Path(path)
     if p.is_dir():
         files = sorted(f for f in p.iterdir() if f.suffix.lower() == ".json" and f.is_file())
