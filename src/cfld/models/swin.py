@@ -71,7 +71,8 @@ class DropPath(nn.Module):
         keep = 1.0 - self.drop_prob
         shape = (x.shape[0],) + (1,) * (x.ndim - 1)
         generators = current_sample_generators()
-        if generators is not None and len(generators) == x.shape[0]:
+        if generators is not None:
+            assert len(generators) == x.shape[0], "one generator per sample"
             mask = (per_sample_uniform(generators, x.device) < keep).to(x.dtype).view(shape)
         else:
             mask = x.new_empty(shape).bernoulli_(keep)
