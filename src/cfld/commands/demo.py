@@ -22,6 +22,13 @@ def run(args: argparse.Namespace) -> int:
     for flag, path in (("--source", args.source), ("--pose", args.pose)):
         if path is not None and not (flag == "--pose" and is_example_pose(path)):
             input_file(path, flag)
+    if args.source is not None:  # the shipped model's note for a real photo; no person
+        from cfld.data.images import open_image
+        from cfld.scope import source_notes
+
+        shipped = args.model is None or args.model == "cfld-synthetic"
+        for line in source_notes(open_image(args.source, what="--source"), shipped):
+            print(line)
     t0 = time.perf_counter()
     metrics = run_demo(args.out, num_pairs=args.pairs, num_inference_steps=args.steps,
                        scheduler=args.scheduler, seed=args.seed, model=args.model,
