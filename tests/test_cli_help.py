@@ -40,7 +40,7 @@ def test_top_level_help_imports_nothing_heavy_and_is_fast():
 
 
 @pytest.mark.parametrize("command", ["generate", "pose", "app", "demo", "convert", "edit",
-                                     "animate", "evaluate", "data"])
+                                     "animate", "evaluate", "data", "info"])
 def test_command_help_imports_no_torch(command):
     assert not (_imported_by([command, "--help"]) & {"torch", "diffusers", "gradio"})
 

@@ -33,6 +33,11 @@ def test_convert_writes_a_complete_pipeline_folder(converted, capsys):
     out = converted / "cfld-fashion"
     assert sorted(p.name for p in out.iterdir()) == ["model", "model_index.json", "scheduler",
                                                      "vae"]
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in out.rglob("*"):  # every file written with the umask's permissions (0644)
+        if path.is_file():
+            assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path
     index = json.loads((out / "model_index.json").read_text())
     assert index["vae"] == ["diffusers", "AutoencoderKL"]
     pipe = CFLDPipeline.from_pretrained(out)  # no vae=, no scheduler=
