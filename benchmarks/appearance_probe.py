@@ -60,6 +60,13 @@ def probe_x0(pipe, root: Path, pairs, swapped, timesteps, seed: int) -> dict:
         "no_biases": cond.without_appearance() if hasattr(cond, "without_appearance") else cond,
         "learnable_prompt": cond.with_prompt(pipe.model.uncond_prompt.expand(len(pairs), -1, -1)),
     }
+    if cond.app_biases:
+        from cfld.models.cfld import CFLDConditions
+
+        for key in cond.app_biases:  # one φ_A branch removed at a time
+            biases = {k: (v * 0 if k == key else v) for k, v in cond.app_biases.items()}
+            variants[f"no_bias_{key.split('_')[1]}"] = CFLDConditions(
+                cond.prompt, cond.pose_residuals, biases)
     z0 = pipe.encode_images(gt_sq * 2 - 1)
     g = torch.Generator().manual_seed(seed)
     noise = torch.randn(z0.shape, generator=g)
@@ -84,7 +91,8 @@ def probe_x0(pipe, root: Path, pairs, swapped, timesteps, seed: int) -> dict:
             img = quantize(resize_output(img, size)).float() / 255
             row[name] = float(part_colour_error(img, gt, parts, erode=2).nanmean())
         out[str(int(t))] = row
-        print(f"x0 t={t}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()), flush=True)
+        print(f"x0 t={t}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()
+                                        if not k.startswith("no_bias_")), flush=True)
     return out
 
 

@@ -76,16 +76,21 @@ import time
 from pathlib import Path
 
 DATA = dict(people=500, poses=6, size=(128, 88), seed=0, test_people=10, max_pairs_per_person=20)
+# The appearance stages' data: the same seed (its first 500 people are DATA's) with 2,000 people,
+# so that a stage of a few thousand steps sees every person about once and cannot memorise
+# anyone's clothes (40,000 pairs).
+DATA_RICH = dict(DATA, people=2000)
 
 
-def make_data(root: Path) -> Path:
+def make_data(root: Path, spec: dict | None = None) -> Path:
     """Write the procedural data set once (byte-identical for the fixed seed)."""
     from cfld.data.synthetic import synthesize
 
     if (root / "fasion-resize-pairs-test.csv").is_file() and (root / "train.lst").is_file():
         return root
     t0 = time.perf_counter()
-    stats = synthesize(root, log=lambda line: print(f"[data] {line}", flush=True), **DATA)
+    stats = synthesize(root, log=lambda line: print(f"[data] {line}", flush=True),
+                       **(spec or DATA))
     print(f"[data] {int(stats['images'])} images in {time.perf_counter() - t0:.1f}s", flush=True)
     return root
 
@@ -109,6 +114,23 @@ def x0_model_as_v_prediction(src: Path, dst: Path) -> Path:
         pipe.model.unet.conv_out.weight.neg_()
         pipe.model.unet.conv_out.bias.neg_()
     pipe.scheduler.register_to_config(prediction_type="v_prediction")
+    return atomic_save_dir(dst, lambda tmp: pipe.save_pretrained(tmp, safe_serialization=True))
+
+
+def pretrain_encoder_stage(src: Path, dst: Path, data: Path, steps: int) -> Path:
+    """Appearance pre-training of H_S and H_D (cfld.training.encoder_pretrain) on ``src``'s
+    weights; writes the pipeline folder ``dst`` (skipped when it exists)."""
+    from cfld.checkpoint import atomic_save_dir
+    from cfld.pipelines.pipeline_cfld import CFLDPipeline
+    from cfld.training.encoder_pretrain import EncoderPretrainConfig, pretrain_appearance_encoder
+
+    if (dst / "model_index.json").is_file():
+        print(f"[encoder] already trained: {dst}", flush=True)
+        return dst
+    pipe = CFLDPipeline.from_pretrained(src)
+    stats = pretrain_appearance_encoder(pipe.model, data, EncoderPretrainConfig(steps=steps),
+                                        log=lambda line: print(line, flush=True))
+    print(json.dumps({"stage": "encoder", **stats}), flush=True)
     return atomic_save_dir(dst, lambda tmp: pipe.save_pretrained(tmp, safe_serialization=True))
 
 
@@ -183,6 +205,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="base LR of each later stage, comma-separated like "
                              "--finetune-steps (default 2e-4,1e-4,1e-4,1e-4,5e-5; ×0.1 for each "
                              "stage's last 20 %%)")
+    parser.add_argument("--encoder-steps", type=int, default=3000,
+                        help="appearance pre-training steps of H_S and H_D after the shape "
+                             "stages (default 3000; 0 = no appearance stages)")
+    parser.add_argument("--appearance-steps", default="500,500,500,500,500",
+                        help="appearance stages after the encoder pre-training, comma-separated "
+                             "step counts; each continues from the previous model on DATA_RICH "
+                             "with cubic timesteps, 30 %% low-noise t and no Min-SNR")
+    parser.add_argument("--appearance-lr", type=float, default=1e-4)
     parser.add_argument("--mixed-precision", default="no", choices=("no", "bf16"),
                         help="bf16 autocast on CPU (default no: measured not faster here)")
     parser.add_argument("--threads", type=int, default=1,
@@ -204,13 +234,12 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(args.out)
     data = make_data(out / "data")
-    train_pairs = sum(1 for _ in open(data / "fasion-resize-pairs-train.csv")) - 1
-    iters_per_epoch = train_pairs // args.batch_size
     if args.finetune_prediction is None:
         args.finetune_prediction = args.prediction
     if args.prediction == "v_prediction" and args.finetune_prediction == "sample":
         parser.error("a v-prediction stage 1 cannot be continued as x0 prediction")
-    stages = [("run", args.steps, args.lr, args.warmup_steps, None, args.prediction, None, 0.0)]
+    stages = [("run", args.steps, args.lr, args.warmup_steps, None, args.prediction, None, 0.0,
+               data, False)]
     ft_steps = [int(v) for v in str(args.finetune_steps).split(",") if int(v) > 0]
     ft_lrs = [float(v) for v in str(args.finetune_lr).split(",")]
     ft_gammas = [None if v.strip().lower() == "none" else float(v)
@@ -225,28 +254,48 @@ def main(argv: list[str] | None = None) -> int:
     for i, (ft, lr, gamma, low) in enumerate(zip(ft_steps, ft_lrs, ft_gammas, ft_low)
                                              if not args.timing else ()):
         name = base + (str(i + 1) if i else "")
-        stages.append((name, ft, lr, 100, previous, args.finetune_prediction, gamma, low))
+        stages.append((name, ft, lr, 100, previous, args.finetune_prediction, gamma, low, data,
+                       False))
         previous = out / name / "model"
+    if args.encoder_steps and not args.timing:
+        # Appearance stages (README, "The shipped small model"): H_S/H_D pre-trained to carry
+        # the source's part colours, then diffusion fine-tuning weighted to the high noise
+        # levels where the colours are decided (the official cubic sampling), with 30 % of t
+        # from [0, 100) to keep the edges, and no Min-SNR (which starves high noise).
+        rich = make_data(out / "data_rich", DATA_RICH)
+        encoder = ("encoder", previous, rich)
+        previous = out / "encoder" / "model"
+        for i, ft in enumerate(int(v) for v in args.appearance_steps.split(",") if int(v) > 0):
+            name = f"appearance{i + 1}"
+            stages.append((name, ft, args.appearance_lr, 50, previous, args.finetune_prediction,
+                           None, 0.3, rich, True))
+            previous = out / name / "model"
+    else:
+        encoder = None
     overrides = {} if args.unet_widths is None else widths_overrides(
         [int(v) for v in args.unet_widths.split(",")])
     summaries = []
     model_dir = None
-    for name, steps, lr, warmup, init_from, prediction, gamma, low in stages:
+    for name, steps, lr, warmup, init_from, prediction, gamma, low, root, cubic in stages:
         steps = args.timing or steps
+        if encoder is not None and init_from == out / "encoder" / "model":
+            pretrain_encoder_stage(encoder[1], init_from, encoder[2], args.encoder_steps)
+        stage_pairs = sum(1 for _ in open(root / "fasion-resize-pairs-train.csv")) - 1
+        stage_epoch = stage_pairs // args.batch_size
         if init_from is not None and name == "finetune_v":
             init_from = x0_model_as_v_prediction(init_from, out / "run" / "model_as_v")
         if not args.timing and (out / name / "model" / "model_index.json").is_file():
             check_finished_stage(out / name, {
                 "max_steps": steps, "lr": lr, "prediction_type": prediction,
-                "snr_gamma": gamma, "low_noise_fraction": low})
+                "snr_gamma": gamma, "low_noise_fraction": low, "cubic_sampling": cubic})
             print(f"[{name}] already trained: {out / name / 'model'}", flush=True)
             model_dir = str(out / name / "model")
             continue
         # ×0.1 for the last 20 % of the stage's steps (a fractional epoch).
-        decay_epoch = round(0.8 * steps) / iters_per_epoch
+        decay_epoch = round(0.8 * steps) / stage_epoch
         config = TrainConfig(
             preset="synthetic",
-            data_root=str(data),
+            data_root=str(root),
             output_dir=str(out / ("timing" if args.timing else name)),
             init_from=None if init_from is None else str(init_from),
             model_overrides=overrides,
@@ -259,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
             dropout="paper",
             # From scratch every noise level must be learnt: uniform t (the official cubic
             # sampling, made for fine-tuning SD, leaves the low-noise steps nearly untrained).
-            cubic_sampling=False,
+            cubic_sampling=cubic,
             # Predict the clean image (x0), not ε: for this strongly conditioned task the network
             # learns the person's layout from pose + appearance directly; ε-prediction from
             # scratch must first learn to pass 48 channels of noise through the UNet.
@@ -282,8 +331,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{name}] {prediction} prediction"
               + (f" (Min-SNR-γ {gamma:g})" if gamma else "")
               + (f", {low:.0%} of t from [0, 100)" if low else "")
-              + f", {train_pairs} pairs, {iters_per_epoch} steps/epoch, {steps} steps "
-              f"({steps / iters_per_epoch:.2f} epochs), LR {lr:g}, ×0.1 from step "
+              + (", cubic t" if cubic else "")
+              + f", {stage_pairs} pairs, {stage_epoch} steps/epoch, {steps} steps "
+              f"({steps / stage_epoch:.2f} epochs), LR {lr:g}, ×0.1 from step "
               f"{round(0.8 * steps)}" + (f", initialised from {init_from}" if init_from else ""),
               flush=True)
         cpu0 = time.process_time()
