@@ -119,9 +119,9 @@ def load_pose_sequence(path: str | os.PathLike, frames: int | None = None) -> li
         from cfld.pose.gallery import example_pose_names
 
         bad = [n for n in names if not is_example_pose(n)]
-        raise FileNotFoundError(f"pose sequence {os.fspath(path)!r}: no such file or folder, "
-                                f"and not example pose names (unknown: {', '.join(bad)}; "
-                                f"choose from {', '.join(example_pose_names())})")
+        raise FileNotFoundError(f"pose sequence {os.fspath(path)!r} not found: no such file or "
+                                f"folder, and not example pose names (unknown: {', '.join(bad)}"
+                                f"; choose from {', '.join(example_pose_names())})")
     p = Path(path)
     if p.is_dir():
         files = sorted(f for f in p.iterdir() if f.suffix.lower() == ".json" and f.is_file())
