@@ -117,3 +117,21 @@ def branch_conditions(guidance: GuidanceType, cond: CFLDConditions,
             c = c.without_appearance()
         parts.append(c)
     return CFLDConditions.cat(parts)
+
+
+def resolve_scales(scale_pose: float, scale_app: float, guidance_scale: float | None,
+            guidance_scales: GuidanceScales | dict[str, float] | None) -> GuidanceScales:
+    """The scales of a ``__call__`` (``guidance_scales`` > ``guidance_scale`` > pose/app)."""
+    if isinstance(guidance_scales, GuidanceScales):
+        return guidance_scales
+    if guidance_scale is not None:
+        base = GuidanceScales(guidance_scale, guidance_scale, guidance_scale, guidance_scale)
+    else:
+        base = GuidanceScales(full=scale_app, down=scale_pose)
+    if guidance_scales:
+        unknown = set(guidance_scales) - {"full", "down", "all", "cond"}
+        if unknown:
+            raise ValueError(f"unknown guidance scale(s) {sorted(unknown)}; use full, down, all, "
+                             "cond")
+        base = GuidanceScales(**{**base.__dict__, **guidance_scales})
+    return base

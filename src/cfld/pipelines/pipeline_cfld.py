@@ -36,6 +36,7 @@ from cfld.checks.sampling import check_sampling
 from cfld.models.cfld import CFLDConditions, CFLDModel, _resolve_folder
 from cfld.models.pixel_autoencoder import PixelUnshuffleAutoencoder
 from cfld.pipelines import speed
+from cfld.pipelines.fewer_evals import EvalPlan, check_guidance_interval, check_reuse_every
 from cfld.pipelines.geometry import (
     DEEPFASHION_ASPECT,
     autoencoder_factor,
@@ -44,13 +45,8 @@ from cfld.pipelines.geometry import (
     resize_output,
 )
 from cfld.pipelines.guidance import GuidanceScales, branch_conditions, get_guidance
-from cfld.pipelines.inputs import (
-    ImageLike,
-    PoseLike,
-    broadcast_batch,
-    prepare_pose,
-    prepare_source,
-)
+from cfld.pipelines.guidance import resolve_scales as _scales
+from cfld.pipelines.inputs import ImageLike, PoseLike, broadcast_batch, prepare_pose, prepare_source
 from cfld.pipelines.schedulers import OFFICIAL_SCHEDULER_CONFIG, official_scheduler
 
 if TYPE_CHECKING:
@@ -67,10 +63,12 @@ class CFLDPipelineOutput:
         images: PIL images, an array (B, H, W, 3) in [0, 1], a tensor (B, 3, H, W) in [0, 1],
             or the final latents (``output_type="latent"``).
         pose_maps: The target pose maps used (B, 21, H, W), e.g. for visualisation.
+        unet_evals_per_image: UNet samples evaluated per image (3 per step by default).
     """
 
     images: list[Image.Image] | np.ndarray | Tensor
     pose_maps: Tensor | None = None
+    unet_evals_per_image: int | None = None
 
 
 class CFLDPipeline(DiffusionPipeline):
@@ -273,6 +271,8 @@ class CFLDPipeline(DiffusionPipeline):
         pose_estimator: PoseEstimator | None = None,
         return_dict: bool = True,
         autocast: str | torch.dtype | None = _PIPELINE_SETTING,
+        guidance_interval: Sequence[float] | None = None,
+        reuse_eps_every: int | None = None,
     ) -> CFLDPipelineOutput | tuple:
         """Generate the source person in the target pose.
 
@@ -304,6 +304,10 @@ class CFLDPipeline(DiffusionPipeline):
             autocast: Mixed precision for the networks: ``None`` (fp32, the default unless
                 :meth:`enable_autocast` was called), ``"bf16"`` (CPU with AVX-512 bf16/AMX, or
                 GPU), ``"fp16"`` (GPU) or ``"auto"``.  Latents and scheduler stay fp32.
+            guidance_interval: ``(t_lo, t_hi)``: guide only at timesteps t_lo ≤ t ≤ t_hi, else
+                evaluate the full-condition branch alone, unguided (``None``: every step).
+            reuse_eps_every: N: a fresh ε every N-th step, reused between (``None``: off; see
+                :mod:`cfld.pipelines.fewer_evals`).
         """
         device = self._execution_device
         dtype = self.model.dtype
@@ -314,6 +318,8 @@ class CFLDPipeline(DiffusionPipeline):
                                  guidance_scales, eta, output_size, keep_square)
         num_inference_steps, output_size = checked["num_inference_steps"], checked["output_size"]
         scales = _scales(scale_pose, scale_app, guidance_scale, guidance_scales)
+        interval, reuse_every = (check_guidance_interval(guidance_interval),
+                                 check_reuse_every(reuse_eps_every))
         if output_type not in ("pil", "np", "pt", "latent"):
             raise ValueError(f"output_type must be pil, np, pt or latent, got {output_type!r}")
         if output_type != "latent" and self.vae is None:
@@ -330,10 +336,11 @@ class CFLDPipeline(DiffusionPipeline):
                 conditions, pose_maps = self.encode_conditions(source_image, target_pose,
                                                                pose_estimator)
         batch = conditions.batch_size
-        n_branches = len(guidance.branches)
         # All guidance branches of a step go through the UNet as one batch (fidelity §7.3).
         branched = branch_conditions(guidance, conditions, self.model.uncond_prompt)
         branched = branched.to(device=device, dtype=dtype)
+        plan = EvalPlan(guidance, branched, conditions, self.model.uncond_prompt, interval,
+                        reuse_every)
 
         # 2. Timesteps.
         self.scheduler.set_timesteps(num_inference_steps, device=device)
@@ -354,14 +361,19 @@ class CFLDPipeline(DiffusionPipeline):
         # 4. Denoising loop.
         with self.progress_bar(total=len(timesteps)) as bar:
             for i, t in enumerate(timesteps):
-                model_in = torch.cat([latents] * n_branches)
-                model_in = self.scheduler.scale_model_input(model_in, t)
-                if self._channels_last:
-                    model_in = model_in.contiguous(memory_format=torch.channels_last)
-                with speed.autocast_context(device, amp):
-                    eps = self.model.predict_noise(model_in, t, branched)
-                eps = eps.to(latents.dtype)  # guidance and scheduler in full precision
-                eps = guidance.combine(eps.chunk(n_branches), scales)  # Eq. (7)
+                eps = plan.reused(i)
+                if eps is None:
+                    step_guidance, step_cond = plan.for_step(t)  # all branches, or one
+                    n_branches = len(step_guidance.branches)
+                    model_in = torch.cat([latents] * n_branches)
+                    model_in = self.scheduler.scale_model_input(model_in, t)
+                    if self._channels_last:
+                        model_in = model_in.contiguous(memory_format=torch.channels_last)
+                    with speed.autocast_context(device, amp):
+                        eps = self.model.predict_noise(model_in, t, step_cond)
+                    eps = eps.to(latents.dtype)  # guidance and scheduler in full precision
+                    eps = step_guidance.combine(eps.chunk(n_branches), scales)  # Eq. (7)
+                    eps = plan.record(eps, n_branches * batch)
                 latents = self.scheduler.step(eps, t, latents, **step_kwargs).prev_sample
                 if callback_on_step_end is not None:
                     out = callback_on_step_end(self, i, t, {"latents": latents})
@@ -380,7 +392,8 @@ class CFLDPipeline(DiffusionPipeline):
             images = self.postprocess(images, output_type)
         if not return_dict:
             return (images,)
-        return CFLDPipelineOutput(images=images, pose_maps=pose_maps)
+        return CFLDPipelineOutput(images=images, pose_maps=pose_maps,
+                                  unet_evals_per_image=plan.evals_per_image)
 
     # ------------------------------------------------------------------ helpers
     def decode_latents(self, latents: Tensor) -> Tensor:
@@ -419,23 +432,6 @@ class CFLDPipeline(DiffusionPipeline):
         if "eta" in params:
             kwargs["eta"] = eta
         return kwargs
-
-
-def _scales(scale_pose: float, scale_app: float, guidance_scale: float | None,
-            guidance_scales: GuidanceScales | dict[str, float] | None) -> GuidanceScales:
-    if isinstance(guidance_scales, GuidanceScales):
-        return guidance_scales
-    if guidance_scale is not None:
-        base = GuidanceScales(guidance_scale, guidance_scale, guidance_scale, guidance_scale)
-    else:
-        base = GuidanceScales(full=scale_app, down=scale_pose)
-    if guidance_scales:
-        unknown = set(guidance_scales) - {"full", "down", "all", "cond"}
-        if unknown:
-            raise ValueError(f"unknown guidance scale(s) {sorted(unknown)}; use full, down, all, "
-                             "cond")
-        base = GuidanceScales(**{**base.__dict__, **guidance_scales})
-    return base
 
 
 def _scheduler_from_folder(folder: Path) -> DDPMScheduler:
