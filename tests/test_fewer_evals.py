@@ -112,3 +112,45 @@ def test_reuse_eps_every_skips_unet_calls(tiny, monkeypatch):
     assert (out.images - ref).norm() / ref.norm() < 0.5  # close at tiny size, not equal
     both = run(pipe, cond, z, reuse_eps_every=2, guidance_interval=(400, 999))
     assert sizes[2:] == [3, 1] and both.unet_evals_per_image == 4
+
+
+def test_deep_cache_off_is_bit_identical_on_skips_the_deep_blocks(tiny):
+    pipe, cond, z = tiny
+    ref = run(pipe, cond, z)
+    assert torch.equal(run(pipe, cond, z, deep_cache_interval=1).images, ref.images)
+    unet = pipe.model.unet
+    handles = []
+    calls = {"conv_in": 0, "mid": 0, "down0": 0, "down_last": 0, "up0": 0, "up_last": 0}
+    # a replayed block's own hooks still fire: count its first resnet, which does not run
+    for name, m in (("conv_in", unet.conv_in), ("mid", unet.mid_block.resnets[0]),
+                    ("down0", unet.down_blocks[0]), ("down_last", unet.down_blocks[-1].resnets[0]),
+                    ("up0", unet.up_blocks[0].resnets[0]), ("up_last", unet.up_blocks[-1])):
+        h = m.register_forward_hook(lambda *a, name=name: calls.__setitem__(name,
+                                                                            calls[name] + 1))
+        handles.append(h)
+    try:
+        out = run(pipe, cond, z, deep_cache_interval=2)
+    finally:
+        for h in handles:
+            h.remove()
+    # steps 0 and 2 run the full UNet; steps 1 and 3 only conv_in, down_blocks[0], up_blocks[-1]
+    assert calls == {"conv_in": 4, "mid": 2, "down0": 4, "down_last": 2, "up0": 2, "up_last": 4}
+    assert out.unet_evals_per_image == 6 and out.shallow_unet_evals_per_image == 6
+    assert ref.shallow_unet_evals_per_image == 0
+    assert not torch.equal(out.images, ref.images)
+    assert (out.images - ref.images).norm() / ref.images.norm() < 0.2
+    # the UNet is left as it was: the next uncached call is the reference again
+    assert all("forward" not in vars(m) for m in unet.modules())
+    assert torch.equal(run(pipe, cond, z).images, ref.images)
+
+
+def test_deep_cache_with_guidance_interval_refreshes_on_batch_change(tiny, monkeypatch):
+    pipe, cond, z = tiny
+    sizes = counting(pipe, monkeypatch)
+    out = run(pipe, cond, z, deep_cache_interval=3, guidance_interval=(400, 999))
+    # step 0 full (3), step 1 shallow (3), step 2 batch 1 (not 3): a cache step although
+    # 2 % 3 != 0, step 3 full (3·1) again
+    assert sizes == [3, 3, 1, 1]
+    assert out.unet_evals_per_image == 5 and out.shallow_unet_evals_per_image == 3
+    with pytest.raises(ValueError, match="deep_cache_interval must be None or an int >= 1"):
+        run(pipe, cond, z, deep_cache_interval=0)

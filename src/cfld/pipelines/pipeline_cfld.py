@@ -36,7 +36,7 @@ from cfld.checks.sampling import check_sampling
 from cfld.models.cfld import CFLDConditions, CFLDModel, _resolve_folder
 from cfld.models.pixel_autoencoder import PixelUnshuffleAutoencoder
 from cfld.pipelines import speed
-from cfld.pipelines.fewer_evals import EvalPlan, check_guidance_interval, check_reuse_every
+from cfld.pipelines.fewer_evals import EvalPlan, check_reductions
 from cfld.pipelines.geometry import (
     DEEPFASHION_ASPECT,
     autoencoder_factor,
@@ -63,12 +63,14 @@ class CFLDPipelineOutput:
         images: PIL images, an array (B, H, W, 3) in [0, 1], a tensor (B, 3, H, W) in [0, 1],
             or the final latents (``output_type="latent"``).
         pose_maps: The target pose maps used (B, 21, H, W), e.g. for visualisation.
-        unet_evals_per_image: UNet samples evaluated per image (3 per step by default).
+        unet_evals_per_image: Full UNet samples evaluated per image (3 per step by default).
+        shallow_unet_evals_per_image: Shallow ones (``deep_cache_interval``; else 0).
     """
 
     images: list[Image.Image] | np.ndarray | Tensor
     pose_maps: Tensor | None = None
     unet_evals_per_image: int | None = None
+    shallow_unet_evals_per_image: int | None = None
 
 
 class CFLDPipeline(DiffusionPipeline):
@@ -273,6 +275,7 @@ class CFLDPipeline(DiffusionPipeline):
         autocast: str | torch.dtype | None = _PIPELINE_SETTING,
         guidance_interval: Sequence[float] | None = None,
         reuse_eps_every: int | None = None,
+        deep_cache_interval: int | None = None,
     ) -> CFLDPipelineOutput | tuple:
         """Generate the source person in the target pose.
 
@@ -306,8 +309,9 @@ class CFLDPipeline(DiffusionPipeline):
                 GPU), ``"fp16"`` (GPU) or ``"auto"``.  Latents and scheduler stay fp32.
             guidance_interval: ``(t_lo, t_hi)``: guide only at timesteps t_lo ≤ t ≤ t_hi, else
                 evaluate the full-condition branch alone, unguided (``None``: every step).
-            reuse_eps_every: N: a fresh ε every N-th step, reused between (``None``: off; see
-                :mod:`cfld.pipelines.fewer_evals`).
+            reuse_eps_every: N: a fresh ε every N-th step, reused in between (``None``: off).
+            deep_cache_interval: N: the full UNet every N-th step, between them only its
+                shallow levels on the cached deep features (DeepCache; ``None``: off).
         """
         device = self._execution_device
         dtype = self.model.dtype
@@ -318,8 +322,7 @@ class CFLDPipeline(DiffusionPipeline):
                                  guidance_scales, eta, output_size, keep_square)
         num_inference_steps, output_size = checked["num_inference_steps"], checked["output_size"]
         scales = _scales(scale_pose, scale_app, guidance_scale, guidance_scales)
-        interval, reuse_every = (check_guidance_interval(guidance_interval),
-                                 check_reuse_every(reuse_eps_every))
+        reductions = check_reductions(guidance_interval, reuse_eps_every, deep_cache_interval)
         if output_type not in ("pil", "np", "pt", "latent"):
             raise ValueError(f"output_type must be pil, np, pt or latent, got {output_type!r}")
         if output_type != "latent" and self.vae is None:
@@ -339,8 +342,8 @@ class CFLDPipeline(DiffusionPipeline):
         # All guidance branches of a step go through the UNet as one batch (fidelity §7.3).
         branched = branch_conditions(guidance, conditions, self.model.uncond_prompt)
         branched = branched.to(device=device, dtype=dtype)
-        plan = EvalPlan(guidance, branched, conditions, self.model.uncond_prompt, interval,
-                        reuse_every)
+        plan = EvalPlan(guidance, branched, conditions, self.model.uncond_prompt,
+                        self.model.unet, *reductions)
 
         # 2. Timesteps.
         self.scheduler.set_timesteps(num_inference_steps, device=device)
@@ -369,11 +372,11 @@ class CFLDPipeline(DiffusionPipeline):
                     model_in = self.scheduler.scale_model_input(model_in, t)
                     if self._channels_last:
                         model_in = model_in.contiguous(memory_format=torch.channels_last)
-                    with speed.autocast_context(device, amp):
+                    with speed.autocast_context(device, amp), plan.unet_call(i, len(model_in)):
                         eps = self.model.predict_noise(model_in, t, step_cond)
                     eps = eps.to(latents.dtype)  # guidance and scheduler in full precision
                     eps = step_guidance.combine(eps.chunk(n_branches), scales)  # Eq. (7)
-                    eps = plan.record(eps, n_branches * batch)
+                    eps = plan.record(eps)
                 latents = self.scheduler.step(eps, t, latents, **step_kwargs).prev_sample
                 if callback_on_step_end is not None:
                     out = callback_on_step_end(self, i, t, {"latents": latents})
@@ -393,7 +396,8 @@ class CFLDPipeline(DiffusionPipeline):
         if not return_dict:
             return (images,)
         return CFLDPipelineOutput(images=images, pose_maps=pose_maps,
-                                  unet_evals_per_image=plan.evals_per_image)
+                                  unet_evals_per_image=plan.evals_per_image,
+                                  shallow_unet_evals_per_image=plan.shallow_evals_per_image)
 
     # ------------------------------------------------------------------ helpers
     def decode_latents(self, latents: Tensor) -> Tensor:
