@@ -38,10 +38,8 @@ PERF = "Performance"
 SCALING = "Scaling out"
 WEIGHTS = "Real weights"
 
-# Sections in which every number of a table cell must be registered.  The shipped-model section
-# is being rewritten with a retrained model (issue 15): its backed figures are registered below;
-# add it here once all of its table cells are.
-STRICT_SECTIONS = (PARAMS, FIDELITY, PERF, SCALING, WEIGHTS)
+# Sections in which every number of a table cell must be registered.
+STRICT_SECTIONS = (PARAMS, FIDELITY, PERF, SCALING, WEIGHTS, SHIPPED)
 
 # (section, column piece) → why that column's numbers need no stored result.
 QUOTED = {
@@ -154,24 +152,24 @@ def _fidelity() -> list:
 
 
 def _shipped() -> list:
-    q = "shipped_model_quality.json"
-    q2 = "shipped_model_quality_people4242.json"
-    out = []
-    for row, part in (("shipped model", "model"), ("copy the source", "copy_source")):
-        out += [Cell(SHIPPED, row, "SSIM", q, f"{part}.ssim", "{:.4f}"),
-                Cell(SHIPPED, row, "PSNR", q, f"{part}.psnr", "{:.2f}"),
-                Cell(SHIPPED, row, "silhouette IoU", q, f"{part}.silhouette_iou", "{:.3f}")]
-    out += [
-        Cell(SHIPPED, "ground truth through", "silhouette IoU", q,
-             "ground_truth_through_model_size.silhouette_iou", "{:.3f}"),
-        Prose(SHIPPED, "Quality on **{} unseen procedural pairs**", q, "num_pairs"),
-        Prose(SHIPPED, "the shipped model scores SSIM {},", q2, "model.ssim", "{:.4f}"),
-        Prose(SHIPPED, "PSNR {}, IoU", q2, "model.psnr", "{:.2f}"),
-        Prose(SHIPPED, "IoU {} against the copy", q2, "model.silhouette_iou", "{:.3f}"),
-        Prose(SHIPPED, "copy baseline's {},", q2, "copy_source.ssim", "{:.4f}"),
-        Prose(SHIPPED, "upscaled back, scores {}.", q,
-              "ground_truth_through_model_size.silhouette_iou", "{:.3f}"),
-    ]
+    files = {"shipped, DDPM-50, people 90210": "shipped_model_quality.json",
+             "shipped, DDPM-20 (demo), people 90210": "shipped_model_quality_ddpm20.json",
+             "shipped, DDPM-50, people 4242": "shipped_model_quality_people4242.json",
+             "shipped, DDPM-20 (demo), people 4242": "shipped_model_quality_ddpm20_people4242.json"}
+    cols = (("SSIM", "model.ssim", "{:.4f}"), ("PSNR", "model.psnr", "{:.2f}"),
+            ("silhouette IoU", "model.silhouette_iou", "{:.3f}"),
+            ("LPIPS", "model.lpips", "{:.4f}"),
+            ("part colour error", "model.part_colour_error", "{:.3f}"),
+            ("swapped source", "swapped_source.part_colour_error", "{:.3f}"),
+            ("true ÷ swapped", "part_colour_ratio_to_swapped", "{:.2f}"))
+    out = [Cell(SHIPPED, row, col, src, key, fmt)
+           for row, src in files.items() for col, key, fmt in cols]
+    q, v1 = "shipped_model_quality.json", "v1/v1_shipped_model_quality.json"
+    out += [Cell(SHIPPED, "copy the source", col, q, key.replace("model.", "copy_source."), fmt)
+            for col, key, fmt in cols[:5]]
+    out += [Cell(SHIPPED, "before (v1)", col, v1, key, fmt) for col, key, fmt in cols[:3]]
+    out.append(Cell(SHIPPED, "ground truth through", "silhouette IoU", q,
+                    "ground_truth_through_model_size.silhouette_iou", "{:.3f}"))
     return out
 
 
