@@ -243,7 +243,14 @@ def gen_setup(tmp_path_factory):
 def reference_images(gen_setup, tmp_path_factory):
     """Every pair's image from one process (the images the other runs must reproduce)."""
     out = tmp_path_factory.mktemp("dist_one") / "one"
-    assert main(_generate_args(gen_setup, out)) == 0
+    # A module fixture runs before the function-scoped _one_thread: set the launched processes'
+    # thread count here too (CPU kernels round differently with another thread count).
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(_generate_args(gen_setup, out)) == 0
+    finally:
+        torch.set_num_threads(previous)
     return out
 
 
