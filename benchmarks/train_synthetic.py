@@ -36,6 +36,11 @@
    0.711 on 24 pairs, at its end 0.750), so each stage's ×0.1 tail matters.
    ``--install`` packages the last stage's model into ``cfld/assets/cfld-synthetic``.
 
+8. Appearance (README, "The shipped small model"): ``<out>/encoder`` pre-trains H_S and H_D
+   (``cfld.training.encoder_pretrain``, ``--encoder-steps`` 3,000) on ``<out>/data_rich``
+   (DATA_RICH: 2,000 people), then ``<out>/appearance1..5`` fine-tune 500 steps each at LR 1e-4
+   with cubic timesteps, 30 % low-noise t and no Min-SNR (``--appearance-steps``).
+
 Rerunning the command skips finished stages and resumes an interrupted one from its newest
 checkpoint (exactly; a resumed run keeps the LR schedule stored in its checkpoint).  A finished
 stage whose saved settings (steps, LR, prediction, γ, low-noise share) differ from the ones asked
