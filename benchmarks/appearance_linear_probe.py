@@ -37,12 +37,12 @@ def _features(model, names):
 
 def _targets(root: Path, names):
     from cfld.data import load_image
-    from cfld.demo import _load_parts, _to_tensor
+    from cfld.data.images import load_label_map, to_tensor
 
     rows = []
     for n in names:
-        img = _to_tensor(load_image(n))
-        parts = _load_parts(root / "test_parts" / (n.stem + ".png"), (128, 88))
+        img = to_tensor(load_image(n))
+        parts = load_label_map(root / "test_parts" / (n.stem + ".png"), (128, 88))
         row = []
         for label in PARTS:
             mask = parts == label

@@ -29,67 +29,77 @@ import torch
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def _batch_tensors(root: Path, pairs, size, image_size):
+def _images(root: Path, names, size) -> torch.Tensor:
+    """(N,3,H,W) test images in [0, 1] at ``size``."""
     from cfld.data import TEST_DIR, load_image
-    from cfld.demo import _load_parts, _to_tensor
+    from cfld.data.images import to_tensor
 
-    gt = torch.stack([_to_tensor(load_image(root / TEST_DIR / t, size)) for _, t in pairs])
-    gt_sq = torch.stack([_to_tensor(load_image(root / TEST_DIR / t, image_size)) for _, t in pairs])
-    parts = torch.stack([_load_parts(root / "test_parts" / (Path(t).stem + ".png"), size)
-                         for _, t in pairs])
-    return gt, gt_sq, parts
+    return torch.stack([to_tensor(load_image(root / TEST_DIR / n, size)) for n in names])
+
+
+def _parts(root: Path, names, size) -> torch.Tensor:
+    """(N,H,W) part labels of those images."""
+    from cfld.data.images import load_label_map
+
+    return torch.stack([load_label_map(root / "test_parts" / (Path(n).stem + ".png"), size)
+                        for n in names])
+
+
+def _inputs(root: Path, pairs, swapped):
+    """Source images, swapped-source images and target keypoints of the pairs (+ annotations)."""
+    from cfld.data import ANNOTATION_TEST, TEST_DIR, load_image, read_annotations
+
+    ann = read_annotations(root / ANNOTATION_TEST)
+    src = [load_image(root / TEST_DIR / s) for s, _ in pairs]
+    other = [load_image(root / TEST_DIR / s) for s in swapped]
+    return src, other, [ann[t] for _, t in pairs], ann
+
+
+def _colour_error(pred: torch.Tensor, gt: torch.Tensor, parts: torch.Tensor) -> float:
+    """Mean part-colour error with the reports' erosion."""
+    from cfld.metrics import part_colour_error
+    from cfld.metrics.scoring import report_erosion
+
+    return float(part_colour_error(pred, gt, parts, erode=report_erosion(gt.shape[-2])).nanmean())
 
 
 def probe_x0(pipe, root: Path, pairs, swapped, timesteps, seed: int) -> dict:
     """Part-colour error of the one-shot x0 estimate at each noise level, per condition."""
-    from cfld.data import ANNOTATION_TEST, TEST_DIR, load_image, read_annotations
-    from cfld.metrics import part_colour_error
+    from cfld.models.cfld import CFLDConditions
     from cfld.pipelines.pipeline_cfld import quantize, resize_output
+    from common import clean_estimate  # benchmarks/ is on sys.path as the script's dir
 
-    ann = read_annotations(root / ANNOTATION_TEST)
     size = tuple(pipe.default_output_size)
-    gt, gt_sq, parts = _batch_tensors(root, pairs, size, tuple(pipe.image_size))
-    src = [load_image(root / TEST_DIR / s) for s, _ in pairs]
-    other = [load_image(root / TEST_DIR / s) for s in swapped]
-    poses = [ann[t] for _, t in pairs]
+    targets = [t for _, t in pairs]
+    gt, parts = _images(root, targets, size), _parts(root, targets, size)
+    src, other, poses, _ = _inputs(root, pairs, swapped)
     cond, _ = pipe.encode_conditions(src, poses)
     cond_sw, _ = pipe.encode_conditions(other, poses)
     variants = {
         "true": cond,
         "swapped": cond_sw,
-        "no_biases": cond.without_appearance() if hasattr(cond, "without_appearance") else cond,
+        "no_biases": cond.without_appearance(),
         "learnable_prompt": cond.with_prompt(pipe.model.uncond_prompt.expand(len(pairs), -1, -1)),
     }
-    if cond.app_biases:
-        from cfld.models.cfld import CFLDConditions
-
-        for key in cond.app_biases:  # one φ_A branch removed at a time
-            biases = {k: (v * 0 if k == key else v) for k, v in cond.app_biases.items()}
-            variants[f"no_bias_{key.split('_')[1]}"] = CFLDConditions(
-                cond.prompt, cond.pose_residuals, biases)
-    z0 = pipe.encode_images(gt_sq * 2 - 1)
-    g = torch.Generator().manual_seed(seed)
-    noise = torch.randn(z0.shape, generator=g)
+    for key in cond.app_biases or {}:  # one φ_A branch removed at a time
+        biases = {k: (v * 0 if k == key else v) for k, v in cond.app_biases.items()}
+        variants[f"no_bias_{key.split('_')[1]}"] = CFLDConditions(
+            cond.prompt, cond.pose_residuals, biases)
+    z0 = pipe.encode_images(_images(root, targets, tuple(pipe.image_size)) * 2 - 1)
+    noise = torch.randn(z0.shape, generator=torch.Generator().manual_seed(seed))
     sched = pipe.scheduler
     out: dict = {}
     for t in timesteps:
         tt = torch.full((len(pairs),), int(t), dtype=torch.long)
         zt = sched.add_noise(z0, noise, tt)
+        alpha_bar = sched.alphas_cumprod[tt].view(-1, 1, 1, 1)
         row = {}
         for name, c in variants.items():
             with torch.no_grad():
                 pred = pipe.model.predict_noise(zt, tt, c)
-            a = sched.alphas_cumprod[tt].view(-1, 1, 1, 1)
-            kind = sched.config.prediction_type
-            if kind == "sample":
-                x0 = pred
-            elif kind == "epsilon":
-                x0 = (zt - (1 - a).sqrt() * pred) / a.sqrt()
-            else:  # v
-                x0 = a.sqrt() * zt - (1 - a).sqrt() * pred
-            img = pipe.decode_latents(x0)
-            img = quantize(resize_output(img, size)).float() / 255
-            row[name] = float(part_colour_error(img, gt, parts, erode=2).nanmean())
+            x0 = clean_estimate(sched.config.prediction_type, zt, alpha_bar, pred)
+            img = quantize(resize_output(pipe.decode_latents(x0), size)).float() / 255
+            row[name] = _colour_error(img, gt, parts)
         out[str(int(t))] = row
         print(f"x0 t={t}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()
                                         if not k.startswith("no_bias_")), flush=True)
@@ -98,35 +108,27 @@ def probe_x0(pipe, root: Path, pairs, swapped, timesteps, seed: int) -> dict:
 
 def probe_sampling(pipe, root: Path, pairs, swapped, steps: int, seed: int) -> dict:
     """Part-colour error of full samples: true source, swapped source, self-reconstruction."""
-    from cfld.data import ANNOTATION_TEST, TEST_DIR, load_image, read_annotations
-    from cfld.demo import _load_parts, _to_tensor
-    from cfld.metrics import part_colour_error, silhouette_iou
+    from cfld.metrics import silhouette_iou
 
-    ann = read_annotations(root / ANNOTATION_TEST)
     size = tuple(pipe.default_output_size)
-    gt, _, parts = _batch_tensors(root, pairs, size, tuple(pipe.image_size))
-    src = [load_image(root / TEST_DIR / s) for s, _ in pairs]
-    other = [load_image(root / TEST_DIR / s) for s in swapped]
-    poses = [ann[t] for _, t in pairs]
+    src, other, poses, ann = _inputs(root, pairs, swapped)
+    sources = [s for s, _ in pairs]
+    targets = [t for _, t in pairs]
+    runs = {  # name: (source images, target keypoints, names of the ground-truth images)
+        "true": (src, poses, targets),
+        "swapped": (other, poses, targets),
+        # self-reconstruction: the source in its own pose
+        "self_reconstruction": (src, [ann[s] for s in sources], sources),
+    }
     res = {}
-    for name, sources, targets in (("true", src, poses), ("swapped", other, poses)):
-        g = torch.Generator().manual_seed(seed)
-        ims = pipe(sources, targets, num_inference_steps=steps, generator=g,
-                   output_type="pt").images
-        pce = part_colour_error(ims, gt, parts, erode=2)
-        res[name] = {"part_colour_error": float(pce.nanmean()),
-                     "silhouette_iou": float(silhouette_iou(ims, parts).mean())}
-    # self-reconstruction: target = the source in its own pose
-    g = torch.Generator().manual_seed(seed)
-    ims = pipe(src, [ann[s] for s, _ in pairs], num_inference_steps=steps, generator=g,
-               output_type="pt").images
-    sgt = torch.stack([_to_tensor(load_image(root / TEST_DIR / s, size)) for s, _ in pairs])
-    sparts = torch.stack([_load_parts(root / "test_parts" / (Path(s).stem + ".png"), size)
-                          for s, _ in pairs])
-    res["self_reconstruction"] = {
-        "part_colour_error": float(part_colour_error(ims, sgt, sparts, erode=2).nanmean())}
-    for k, v in res.items():
-        print(f"sample {k}: {v}", flush=True)
+    for name, (images, keypoints, gt_names) in runs.items():
+        ims = pipe(images, keypoints, num_inference_steps=steps,
+                   generator=torch.Generator().manual_seed(seed), output_type="pt").images
+        parts = _parts(root, gt_names, size)
+        res[name] = {"part_colour_error": _colour_error(ims, _images(root, gt_names, size), parts)}
+        if name != "self_reconstruction":
+            res[name]["silhouette_iou"] = float(silhouette_iou(ims, parts).mean())
+        print(f"sample {name}: {res[name]}", flush=True)
     return res
 
 

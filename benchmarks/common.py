@@ -42,6 +42,19 @@ class _Parser(argparse.ArgumentParser):
 _COMMAND: str | None = None
 
 
+def clean_estimate(kind: str, z_t: torch.Tensor, alpha_bar: torch.Tensor,
+                   output: torch.Tensor) -> torch.Tensor:
+    """The network's one-shot x0 estimate from its ``output`` at z_t (Eq. 1 inverted), for the
+    scheduler's ``prediction_type`` ``kind``; ``alpha_bar`` is ᾱ_t (a scalar or broadcastable)."""
+    if kind == "sample":
+        return output
+    if kind == "epsilon":
+        return (z_t - (1 - alpha_bar).sqrt() * output) / alpha_bar.sqrt()
+    if kind == "v_prediction":
+        return alpha_bar.sqrt() * z_t - (1 - alpha_bar).sqrt() * output
+    raise ValueError(f"unknown prediction_type {kind!r}")
+
+
 def parser(description: str, default_preset: str = "fashion_256") -> argparse.ArgumentParser:
     """Argument parser with the options every benchmark shares."""
     p = _Parser(description=description)

@@ -42,8 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     from cfld.data import ANNOTATION_TEST, TEST_DIR, load_image, read_annotations
-    from cfld.demo import _to_tensor, evaluation_pairs, make_held_out_root
+    from cfld.data.images import to_tensor
+    from cfld.demo import evaluation_pairs, make_held_out_root
     from cfld.shipped import load_pipeline
+    from common import clean_estimate  # benchmarks/ is on sys.path as the script's dir
 
     pipe = load_pipeline(args.model)
     sched = pipe.scheduler
@@ -58,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             chunk = pairs[start:start + 8]
             sources = [load_image(root / TEST_DIR / s) for s, _ in chunk]
             cond, _ = pipe.encode_conditions(sources, [annotations[t] for _, t in chunk])
-            targets = torch.stack([_to_tensor(load_image(root / TEST_DIR / t,
+            targets = torch.stack([to_tensor(load_image(root / TEST_DIR / t,
                                                          tuple(pipe.image_size)))
                                    for _, t in chunk]) * 2 - 1  # (b,3,H,W) in [-1, 1]
             z0 = pipe.encode_images(targets)
@@ -67,12 +69,7 @@ def main(argv: list[str] | None = None) -> int:
                 abar = sched.alphas_cumprod[t]
                 zt = abar.sqrt() * z0 + (1 - abar).sqrt() * noise  # Eq. (1)
                 out = pipe.model.predict_noise(zt, torch.full((len(chunk),), t), cond)
-                if kind == "sample":
-                    x0 = out
-                elif kind == "epsilon":
-                    x0 = (zt - (1 - abar).sqrt() * out) / abar.sqrt()
-                else:  # v_prediction
-                    x0 = abar.sqrt() * zt - (1 - abar).sqrt() * out
+                x0 = clean_estimate(kind, zt, abar, out)
                 rows[t][0] += float(((x0 - z0) ** 2).mean()) * len(chunk)
                 rows[t][1] += float(((zt / abar.sqrt() - z0) ** 2).mean()) * len(chunk)
     n = len(pairs)

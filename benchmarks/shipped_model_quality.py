@@ -39,7 +39,8 @@ def resolution_ceiling(pipe, root: Path, num_pairs: int) -> float:
     scored like a generated image: the best a perfect model of this resolution can reach.
     """
     from cfld.data import TEST_DIR, load_image
-    from cfld.demo import _load_parts, _to_tensor, evaluation_pairs
+    from cfld.data.images import load_label_map, to_tensor
+    from cfld.demo import evaluation_pairs
     from cfld.metrics import silhouette_iou
     from cfld.pipelines.pipeline_cfld import quantize, resize_output
 
@@ -47,9 +48,9 @@ def resolution_ceiling(pipe, root: Path, num_pairs: int) -> float:
     size = tuple(pipe.default_output_size)
     total = 0.0
     for _, target in pairs:
-        small = _to_tensor(load_image(root / TEST_DIR / target, tuple(pipe.image_size)))[None]
+        small = to_tensor(load_image(root / TEST_DIR / target, tuple(pipe.image_size)))[None]
         back = quantize(resize_output(small, size)).float() / 255
-        parts = _load_parts(root / "test_parts" / (Path(target).stem + ".png"), size)[None]
+        parts = load_label_map(root / "test_parts" / (Path(target).stem + ".png"), size)[None]
         total += float(silhouette_iou(back, parts).sum())
     return total / len(pairs)
 

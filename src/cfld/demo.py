@@ -100,11 +100,6 @@ def make_held_out_root(out_dir: str | Path, num_people: int, size: tuple[int, in
     return Path(out_dir)
 
 
-# Old private names, still imported by benchmarks.
-_to_tensor = to_tensor
-_load_parts = load_label_map
-
-
 def evaluation_pairs(root: str | Path, num_pairs: int) -> list[tuple[str, str]]:
     """The first-``num_pairs`` selection of :func:`score_pairs`: evenly spaced over the test csv,
     so that every person contributes (pairs are grouped by person)."""

@@ -29,12 +29,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import Tensor, nn
 
+from cfld.data.images import list_images, load_image, load_label_map, to_signed, to_tensor
 from cfld.models.cfld import CFLDModel
 
 __all__ = ["EncoderPretrainConfig", "load_part_images", "pretrain_appearance_encoder"]
@@ -70,20 +69,14 @@ def load_part_images(root: str | Path, size: int, split: str = "train",
     if not parts_dir.is_dir():
         raise FileNotFoundError(f"{parts_dir} not found: encoder pre-training needs the part-label "
                                 "maps of a procedural root (`cfld data synth`)")
-    names = sorted(p for p in img_dir.iterdir() if p.suffix.lower() in (".jpg", ".png"))
-    if limit is not None:
-        names = names[:limit]
+    names = list_images(img_dir)[:limit]
     if not names:
         raise ValueError(f"no images in {img_dir}")
-    imgs = np.empty((len(names), size, size, 3), np.uint8)
-    labels = np.empty((len(names), size, size), np.uint8)
-    for i, path in enumerate(names):
-        with Image.open(path) as im:
-            imgs[i] = np.asarray(im.convert("RGB").resize((size, size), Image.BICUBIC))
-        with Image.open(parts_dir / (path.stem + ".png")) as pm:
-            labels[i] = np.asarray(pm.resize((size, size), Image.NEAREST))
-    x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 127.5 - 1  # (N,3,S,S) in [-1,1]
-    return x, torch.from_numpy(labels).long()
+    # The source path of the diffusion training: PIL bicubic squash, [-1, 1] (fidelity §5.3).
+    x = torch.stack([to_signed(to_tensor(load_image(p, (size, size)))) for p in names])
+    labels = torch.stack([load_label_map(parts_dir / (p.stem + ".png"), (size, size))
+                          for p in names])
+    return x, labels  # (N,3,S,S), (N,S,S)
 
 
 def part_colour_stats(img01: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
@@ -117,11 +110,6 @@ class _Heads(nn.Module):
         self.label = nn.Linear(stage_dims[0], NUM_PART_LABELS)
 
 
-def _token_grid(tokens: Tensor) -> int:
-    side = math.isqrt(tokens.shape[1])
-    return side
-
-
 def _losses(model: CFLDModel, heads: _Heads, x: Tensor, labels: Tensor,
             label_weight: float) -> dict[str, Tensor]:
     feats = model.source_encoder(x)  # 4 × (B, H·W, C)
@@ -139,11 +127,11 @@ def _losses(model: CFLDModel, heads: _Heads, x: Tensor, labels: Tensor,
     out = {"prompt": ((pred - target) ** 2 * weight).sum() / weight.sum().clamp(min=1)}
     dense = 0.0
     for i, head in enumerate(heads.colour):
-        side = _token_grid(feats[i])
+        side = math.isqrt(feats[i].shape[1])
         cell = F.adaptive_avg_pool2d(img01, side).flatten(2).transpose(1, 2)  # (B, side², 3)
         dense = dense + F.mse_loss(head(feats[i]), cell)
     out["dense"] = dense / len(heads.colour)
-    side = _token_grid(feats[0])
+    side = math.isqrt(feats[0].shape[1])
     # Part label under each f1 token: the label at the token's centre pixel.
     step = x.shape[-1] // side
     centre = labels[:, step // 2::step, step // 2::step].flatten(1)  # (B, side²)
