@@ -310,6 +310,29 @@ def max_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def peak_memory(device: torch.device | str | None = None) -> dict[str, Any]:
+    """Peak memory of this process so far: RSS (``getrusage``; psutil's current RSS next to it
+    when installed) and, on CUDA, ``torch.cuda.max_memory_allocated`` / ``_reserved``.
+
+    Recorded by :func:`write_json` in every result (``peak_memory``), so each benchmark JSON
+    says how much memory its run needed (issue 19).
+    """
+    out: dict[str, Any] = {"peak_rss_gb": max_rss_bytes() / 2**30,
+                           "how": "resource.getrusage(RUSAGE_SELF).ru_maxrss: the whole "
+                                  "process, model building included"}
+    try:
+        import psutil
+
+        out["rss_now_gb"] = psutil.Process().memory_info().rss / 2**30
+    except ImportError:  # pragma: no cover - psutil is optional
+        pass
+    cuda = torch.cuda.is_available() and (device is None or torch.device(device).type == "cuda")
+    if cuda:
+        out["cuda_max_memory_allocated_gb"] = torch.cuda.max_memory_allocated() / 2**30
+        out["cuda_max_memory_reserved_gb"] = torch.cuda.max_memory_reserved() / 2**30
+    return out
+
+
 def best_time(fn: Callable[[], Any], repeat: int = 3, device: torch.device | str = "cpu",
               warmup: int = 1) -> float:
     """Minimum wall time of ``fn`` over ``repeat`` runs after ``warmup`` runs."""
@@ -355,6 +378,7 @@ def write_json(result: dict[str, Any], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     result.setdefault("load_average_at_end",
                       list(os.getloadavg()) if hasattr(os, "getloadavg") else None)
+    result.setdefault("peak_memory", peak_memory())
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(result, indent=2, default=_json_default) + "\n")
     tmp.replace(path)

@@ -29,6 +29,8 @@ BENCHMARKS = {
     "bench_limit": bench_limit.main,
     "bench_training": bench_training.main,
     "bench_sampler_quality": bench_sampler_quality.main,
+    "bench_vs_authors": __import__("bench_vs_authors").main,  # issue 19
+    "bench_fast_quality": __import__("bench_fast_quality").main,  # issue 19
 }
 
 
