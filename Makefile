@@ -24,7 +24,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q --timeout=900
 
 demo: $(STAMP)
-	$(VENV)/bin/cfld demo
+	$(VENV)/bin/cfld demo --overwrite
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

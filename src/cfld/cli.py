@@ -88,8 +88,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
+    from cfld.checks.messages import one_line_warnings
+
     try:
-        code = args.func(args)
+        with one_line_warnings(f"cfld {args.command}"):  # no file:line: prefix, no source line
+            code = args.func(args)
     except (ValueError, FileNotFoundError) as err:
         # User errors (bad files, bad arguments, mismatched checkpoints) end in one clear line,
         # not a traceback.  Internal bugs are other exception types and keep their traceback.

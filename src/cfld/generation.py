@@ -141,7 +141,7 @@ def generate_pairs(pipe: CFLDPipeline, root: str | os.PathLike,
     BATCH_SIZE.check(batch_size, "batch_size")
     SEED.check(seed)
     check_call_kwargs(pipe_kwargs.get("num_inference_steps", 50), pipe_kwargs)
-    batch_pairs(pairs, out_dir)  # plain names inside the root, a writable output folder
+    batch_pairs(pairs, out_dir, root)  # plain names inside the root, a writable output folder
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")

@@ -92,17 +92,21 @@ class AppHandlers:
         pipe: A :class:`~cfld.CFLDPipeline` with an autoencoder.
         max_upload_mb: Uploads above this size are refused with a message.
         guidance_type: Guidance of every generation (default Eq. 7).
+        upload_dir: Gradio's upload folder (:func:`cfld.app.uploads.upload_folder`): its files
+            are deleted as soon as a handler has read them; None (the Python API) deletes
+            nothing.
     """
 
     def __init__(self, pipe: CFLDPipeline, max_upload_mb: float = MAX_UPLOAD_MB,
-                 guidance_type: str = "uc_down_full") -> None:
+                 guidance_type: str = "uc_down_full",
+                 upload_dir: str | os.PathLike | None = None) -> None:
         get_guidance(guidance_type)  # a clear error for an unknown name, before serving
         pipe.set_progress_bar_config(disable=True)
         self.pipe = pipe
         self.guidance_type = guidance_type
         self.base_scheduler = pipe.scheduler
         self.lock = threading.Lock()  # one generation at a time: the scheduler is shared
-        self.uploads = Uploads(max_upload_mb)
+        self.uploads = Uploads(max_upload_mb, upload_dir)  # uploads deleted once read
         self.gallery = gallery_poses()
         self.gif_dir = tempfile.mkdtemp(prefix="cfld-app-")  # animations for the browser
         os.chmod(self.gif_dir, 0o700)  # results of this user's session only

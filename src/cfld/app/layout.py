@@ -19,7 +19,7 @@ import gradio as gr
 
 from cfld.app.handlers import AppHandlers
 from cfld.app.pose_tab import animation_tab, pose_tab
-from cfld.app.uploads import MAX_UPLOAD_MB
+from cfld.app.uploads import MAX_UPLOAD_MB, Uploads, upload_folder
 from cfld.pipelines.schedulers import SCHEDULERS
 from cfld.pose.masks import BODY_PARTS
 from cfld.scope import SHIPPED_HEADER
@@ -55,9 +55,11 @@ def build_app(pipe: CFLDPipeline, default_steps: int = 50, max_upload_mb: float 
         title: Page title.
         guidance_type: Guidance of every generation (default Eq. 7; ``none`` is 3× faster).
     """
-    app = AppHandlers(pipe, max_upload_mb=max_upload_mb, guidance_type=guidance_type)
+    app = AppHandlers(pipe, max_upload_mb=max_upload_mb, guidance_type=guidance_type,
+                      upload_dir=upload_folder())
     out_h, out_w = pipe.default_output_size
-    # Uploads and results leave Gradio's cache after an hour (checked every 10 minutes).
+    # Uploads are deleted once read (cfld.app.uploads); whatever no handler read, and the
+    # results, leave Gradio's cache after an hour (checked every 10 minutes).
     with gr.Blocks(title=title, analytics_enabled=False,
                    delete_cache=CACHE_CLEANUP) as demo:
         what = SHIPPED_HEADER if is_shipped(pipe) else (
@@ -80,15 +82,18 @@ def build_app(pipe: CFLDPipeline, default_steps: int = 50, max_upload_mb: float 
     demo.max_upload_mb = max_upload_mb  # read by launch_app
     for block in demo.blocks.values():
         if isinstance(block, (gr.Image, gr.ImageEditor)) and block.interactive is not False:
-            checked_upload(block)
+            checked_upload(block, app.uploads)
     return demo
 
 
-def checked_upload(component: gr.Image | gr.ImageEditor) -> gr.Image | gr.ImageEditor:
+def checked_upload(component: gr.Image | gr.ImageEditor,
+                   uploads: Uploads | None = None) -> gr.Image | gr.ImageEditor:
     """Hand a file upload to the handlers as its path, unopened, so that the checks of
     :class:`~cfld.app.uploads.Uploads` (type, size, EXIF, bit depth, decompression bombs) give
     the message; whatever Gradio still has to decode itself fails with a clear message too,
-    instead of "Could not preprocess input component"."""
+    instead of "Could not preprocess input component".  What Gradio decodes itself (the
+    editor's background and layers) is read through ``uploads``, which deletes the files once
+    read."""
     original = component.preprocess
     label = component.label or "the upload"
 
@@ -99,7 +104,9 @@ def checked_upload(component: gr.Image | gr.ImageEditor) -> gr.Image | gr.ImageE
                 url.startswith("data:")):
             return str(path)
         try:
-            return original(payload)
+            if uploads is None or getattr(component, "type", None) == "filepath":
+                return original(payload)  # a path: the handler reads it (and deletes it)
+            return uploads.consume(_payload_paths(payload), lambda: original(payload))
         except gr.Error:
             raise
         except Exception as err:  # noqa: BLE001 - Gradio's decoders raise anything
@@ -108,6 +115,22 @@ def checked_upload(component: gr.Image | gr.ImageEditor) -> gr.Image | gr.ImageE
 
     component.preprocess = preprocess  # type: ignore[method-assign]
     return component
+
+
+def _payload_paths(payload: Any) -> list[str]:
+    """The file paths of a component's payload (an image, or an editor's background, layers
+    and composite)."""
+    if payload is None:
+        return []
+    path = getattr(payload, "path", None)
+    if path:
+        return [str(path)]
+    found: list[str] = []
+    for name in ("background", "composite", "layers"):
+        part = getattr(payload, name, None)
+        for item in part if isinstance(part, list) else [part]:
+            found += _payload_paths(item)
+    return found
 
 
 def _settings(default_steps: int) -> list[Any]:

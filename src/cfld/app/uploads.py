@@ -1,10 +1,23 @@
-"""Checks on what users upload to the web app; every failure is a :class:`gr.Error`."""
+"""Checks on what users upload to the web app; every failure is a :class:`gr.Error`.
+
+Uploads do not stay on disk: Gradio stores each upload in its cache folder
+(:func:`upload_folder`), and :class:`Uploads` deletes the file (and the folder Gradio made for
+it) as soon as it has read it, keeping the decoded value in memory for the next click on the
+same upload (the browser sends the same path again).  The app's hourly sweep of Gradio's cache
+(``delete_cache`` in :mod:`cfld.app.layout`) stays as a backstop for files no handler read.
+Only files inside the upload folder are ever deleted: a path given through the Python API is
+read, never removed.
+"""
 
 from __future__ import annotations
 
+import copy
 import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, TypeVar, Union
 
 import gradio as gr
 import numpy as np
@@ -23,14 +36,93 @@ MAX_UPLOAD_MB = 10
 IMAGE_TYPES = IMAGE_EXTENSIONS
 #: Largest side accepted for an uploaded image (decompression-bomb guard).
 MAX_IMAGE_SIDE = 8192
+#: Decoded uploads kept in memory for repeated clicks (after their files are deleted).
+KEEP_UPLOADS = 16
+KEEP_UPLOAD_BYTES = 512 * 2**20
+T = TypeVar("T")
+
+
+def upload_folder() -> str:
+    """Gradio's cache folder for uploads (``$GRADIO_TEMP_DIR``, else ``<tmp>/gradio``)."""
+    from gradio.utils import get_upload_folder
+
+    return get_upload_folder()
 
 
 class Uploads:
-    """Validates uploads (size limit, type, readability) and turns them into values."""
+    """Validates uploads (size limit, type, readability) and turns them into values.
 
-    def __init__(self, max_mb: float) -> None:
+    Args:
+        max_mb: Uploads above this size are refused.
+        upload_dir: Gradio's upload folder: files inside it are deleted once read (see the
+            module docstring); None deletes nothing.
+    """
+
+    def __init__(self, max_mb: float, upload_dir: str | os.PathLike | None = None) -> None:
         self.max_bytes = int(max_mb * 1024 * 1024)
         self.max_mb = max_mb
+        self.upload_dir = os.path.realpath(upload_dir) if upload_dir is not None else None
+        self._read: OrderedDict[tuple[str, ...], tuple[object, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------ read once, then delete
+    def is_upload(self, path: str | os.PathLike) -> bool:
+        """Whether ``path`` is a file of the upload folder (and so deleted once read)."""
+        if self.upload_dir is None:
+            return False
+        real = os.path.realpath(path)
+        return real != self.upload_dir and os.path.commonpath([self.upload_dir, real]) == (
+            self.upload_dir)
+
+    def consume(self, paths: Iterable[str | os.PathLike], read: Callable[[], T]) -> T:
+        """``read()`` the upload(s) at ``paths`` once: then their files are deleted (when they
+        are uploads), and a later call for the same paths returns the same value (or the same
+        error) from memory."""
+        paths = [os.fspath(p) for p in paths]
+        uploads = [p for p in paths if self.is_upload(p)]
+        if not uploads:
+            return read()
+        key = tuple(os.path.realpath(p) for p in paths)
+        with self._lock:
+            if key in self._read:
+                self._read.move_to_end(key)
+                value = self._read[key][0]
+                if isinstance(value, gr.Error):
+                    raise gr.Error(value.message, print_exception=False)
+                return _fresh(value)  # type: ignore[return-value]
+        try:
+            value: Any = read()
+        except gr.Error as err:
+            self._remember(key, err, 0)
+            raise
+        finally:
+            for p in uploads:
+                self._delete(p)
+        self._remember(key, value, _size_of(value))
+        return _fresh(value)
+
+    def _remember(self, key: tuple[str, ...], value: object, size: int) -> None:
+        with self._lock:
+            self._read[key] = (value, size)
+            while len(self._read) > KEEP_UPLOADS or (
+                    len(self._read) > 1
+                    and sum(s for _, s in self._read.values()) > KEEP_UPLOAD_BYTES):
+                self._read.popitem(last=False)
+
+    def _delete(self, path: str) -> None:
+        """Remove an upload and the folders Gradio made for it (up to the upload folder)."""
+        try:
+            os.unlink(path)
+        except OSError:
+            return
+        parent = os.path.dirname(os.path.realpath(path))
+        while self.upload_dir is not None and parent != self.upload_dir and self.is_upload(
+                parent):
+            try:
+                os.rmdir(parent)  # only when empty: another upload may share it
+            except OSError:
+                return
+            parent = os.path.dirname(parent)
 
     def _size(self, path: str | os.PathLike, what: str) -> Path:
         p = Path(path)
@@ -42,6 +134,9 @@ class Uploads:
         return p
 
     def _open(self, value: str | os.PathLike, what: str, mode: str | None) -> Image.Image:
+        return self.consume([value], lambda: self._decode(value, what, mode))
+
+    def _decode(self, value: str | os.PathLike, what: str, mode: str | None) -> Image.Image:
         p = self._size(value, what)
         if p.suffix.lower() not in IMAGE_TYPES:
             raise gr.Error(f"{what} must be an image ({', '.join(IMAGE_TYPES)}), got "
@@ -69,6 +164,9 @@ class Uploads:
 
     def json(self, value: str | os.PathLike, what: str) -> object:
         """An uploaded JSON file → its value, or a gr.Error."""
+        return self.consume([value], lambda: self._read_json(value, what))
+
+    def _read_json(self, value: str | os.PathLike, what: str) -> object:
         p = self._size(value, what)
         if p.suffix.lower() != ".json":
             raise gr.Error(f"{what} must be a .json file, got '{p.suffix or p.name}'")
@@ -105,4 +203,27 @@ class Uploads:
         return Image.fromarray(painted.astype(np.uint8) * 255)
 
 
-__all__ = ["IMAGE_TYPES", "Upload", "MAX_IMAGE_SIDE", "MAX_UPLOAD_MB", "Uploads"]
+def _size_of(value: object) -> int:
+    """Bytes a decoded upload holds (images counted by pixels; the rest is small)."""
+    if isinstance(value, Image.Image):
+        return value.width * value.height * len(value.getbands())
+    if isinstance(value, dict):
+        return sum(_size_of(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_size_of(v) for v in value)
+    return 0
+
+
+def _fresh(value: T) -> T:
+    """A copy of a remembered value, so that a handler changing it changes no later click."""
+    if isinstance(value, Image.Image):
+        return value.copy()  # type: ignore[return-value]
+    if isinstance(value, dict):
+        return {k: _fresh(v) for k, v in value.items()}  # type: ignore[return-value]
+    if isinstance(value, list):
+        return [_fresh(v) for v in value]  # type: ignore[return-value]
+    return copy.deepcopy(value)
+
+
+__all__ = ["IMAGE_TYPES", "KEEP_UPLOADS", "MAX_IMAGE_SIDE", "MAX_UPLOAD_MB", "Upload", "Uploads",
+           "upload_folder"]

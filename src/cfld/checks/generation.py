@@ -7,7 +7,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from cfld.checks.files import relative_name
+from cfld.checks.files import inside_root, relative_name
 from cfld.checks.outputs import IMAGE_FORMATS, OutputError, output_dir, output_image
 
 
@@ -51,15 +51,24 @@ def single_inputs(source: str | os.PathLike, pose: str | os.PathLike) -> None:
         keypoints_from_any(pose).require_joints()
 
 
-def batch_pairs(pairs: Sequence[tuple[str, str]], out_dir: str | os.PathLike) -> Path:
-    """Check a batch before it runs: every name a plain name inside the data root, and
-    ``out_dir`` a writable folder (not a file)."""
+def batch_pairs(pairs: Sequence[tuple[str, str]], out_dir: str | os.PathLike,
+                root: str | os.PathLike | None = None) -> Path:
+    """Check a batch before it runs: every name a plain name inside the data root (with
+    ``root``: every source image's real path inside it too, so a symbolic link out of the root
+    is refused), and ``out_dir`` a writable folder (not a file)."""
+    folder = None
+    if root is not None and Path(root).is_dir():
+        from cfld.data.layouts import detect_layout
+
+        folder = str(detect_layout(root).files["test"]["dir"])
     for i, pair in enumerate(pairs):
         if not (isinstance(pair, (list, tuple)) and len(pair) == 2
                 and all(isinstance(n, str) for n in pair)):
             raise ValueError(f"pair {i} must be (source name, target name), got {pair!r}")
         for name in pair:
             relative_name(name, f"pair {i}")
+        if folder is not None:
+            inside_root(root, pair[0], f"pair {i}: source image", folder=folder)
     return output_dir(out_dir, "output folder")
 
 

@@ -89,6 +89,32 @@ def output_dir(path: str | os.PathLike, what: str = "output folder",
     return p
 
 
+#: What a training run writes into its folder (``cfld train --out``).
+RUN_ENTRIES = ("config.json", "metrics.jsonl", "checkpoints", "model", "samples", "tensorboard")
+
+
+def run_dir(path: str | os.PathLike, resume: bool, what: str = "--out") -> Path:
+    """A training run's folder, checked before any work: not a file, writable, and holding no
+    earlier run (:data:`RUN_ENTRIES`) unless that run is being resumed.
+
+    A run is never replaced (there is no ``--overwrite``): its files are written step by step
+    over hours, so there is no moment at which the old run could be swapped for the new one;
+    deleting it first would lose it to any later error.  The user continues it, picks another
+    folder, or removes it.
+    """
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise OutputError(f"{what} {p} is an existing file, not a folder; give a folder path")
+    if not resume and p.is_dir():
+        clashes = [n for n in RUN_ENTRIES if (p / n).exists()]
+        if clashes:
+            raise OutputError(f"{what} {p} already holds a training run ({', '.join(clashes)}); "
+                              "continue it with --resume latest, or choose a new --out (a run "
+                              "is never replaced: remove the folder yourself to start over)")
+    writable_dir(p, what)
+    return p
+
+
 def write_error(err: BaseException, path: str | os.PathLike) -> OutputError | None:
     """The :class:`OutputError` that explains a failed write of ``path`` (full disk, read-only
     file system, no permission, ...), or None when ``err`` is not a write failure."""
@@ -108,5 +134,5 @@ def write_error(err: BaseException, path: str | os.PathLike) -> OutputError | No
     return None
 
 
-__all__ = ["IMAGE_FORMATS", "OutputError", "output_dir", "output_file", "output_image",
-           "writable_dir", "write_error"]
+__all__ = ["IMAGE_FORMATS", "RUN_ENTRIES", "OutputError", "output_dir", "output_file",
+           "output_image", "run_dir", "writable_dir", "write_error"]

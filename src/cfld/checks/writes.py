@@ -23,7 +23,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 from cfld.checks.outputs import OutputError, write_error
 
@@ -39,6 +39,7 @@ _LEGACY_AGE_S = 3600.0
 _FOREIGN_AGE_S = 86400.0
 _HOST = f"{zlib.crc32(socket.gethostname().encode()):08x}"
 _cleaned: set[str] = set()
+T = TypeVar("T")
 _lock = threading.Lock()
 
 
@@ -219,6 +220,46 @@ def atomic_dir(out_dir: str | os.PathLike, write: Callable[[Path], None]) -> Pat
     return out
 
 
+def replace_entries(out_dir: str | os.PathLike, write: Callable[[Path], T]) -> T:
+    """Call ``write(tmp)`` in a fresh temporary folder beside ``out_dir``, then move every entry
+    it made into ``out_dir``, each replacing the entry of the same name by renames (a replaced
+    folder, or a file where a folder goes, is renamed aside first and removed after).
+
+    For outputs made of several files that belong together (``cfld data synth``'s csvs and
+    image folders, ``cfld demo``'s grid and metrics): all the work is done before the first
+    rename, so a failure or a kill during ``write`` leaves ``out_dir`` as it was, and entries of
+    ``out_dir`` that ``write`` does not make are left alone.  Returns what ``write`` returned.
+    """
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        clean_stale_temps(out.parent)
+        clean_stale_temps(out)
+        tmp = temp_path(out)
+        tmp.mkdir(mode=0o700)
+    except OSError as err:
+        _raise_write_error(err, out)
+        raise
+    try:
+        result = write(tmp)
+        _apply_modes(tmp)
+        for entry in sorted(tmp.iterdir()):
+            dest = out / entry.name
+            if (dest.exists() or dest.is_symlink()) and (entry.is_dir() or dest.is_dir()):
+                aside = temp_path(dest)  # removed by the next write should a kill come here
+                os.replace(dest, aside)
+                os.replace(entry, dest)
+                _remove(aside)
+            else:
+                os.replace(entry, dest)
+    except BaseException as err:
+        _raise_write_error(err, out)
+        raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return result
+
+
 def _apply_modes(root: Path) -> None:
     """Umask permissions on a finished temporary folder (mkdir/mkstemp inside may be 0700/0600)."""
     fmode, dmode = file_mode(), dir_mode()
@@ -231,4 +272,5 @@ def _apply_modes(root: Path) -> None:
 
 
 __all__ = ["TEMP_SUFFIX", "atomic_dir", "atomic_file", "clean_stale_temps", "dir_mode",
-           "file_mode", "finish_temp", "temp_path", "write_bytes_atomic", "write_text_atomic"]
+           "file_mode", "finish_temp", "replace_entries", "temp_path", "write_bytes_atomic",
+           "write_text_atomic"]

@@ -20,6 +20,7 @@ CHECK_EXAMPLES = ("cfld data check fashion", "cfld data check market --no-decode
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `data` command and its sub-commands to the CLI."""
+    from cfld.commands._common import add_overwrite_argument
     from cfld.commands._help import add_command
 
     p = add_command(subparsers, "data", SYNTH_EXAMPLES[:1] + PREPARE_EXAMPLES + CHECK_EXAMPLES[:1])
@@ -43,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--max-pairs-per-person", type=COUNT.named("max_pairs").arg(), default=None,
                    help="sample at most this many ordered pairs per person")
     s.add_argument("--iou", action="store_true", help="also print the mean pair silhouette IoU")
+    add_overwrite_argument(s)
     s.set_defaults(func=_synth)
 
     r = add_command(sub, "prepare", PREPARE_EXAMPLES,
@@ -84,22 +86,19 @@ def run(args: argparse.Namespace) -> int:
 def _synth(args: argparse.Namespace) -> int:
     from cfld.checks.numbers import MAX_OUTPUT_SIDE
     from cfld.checks.outputs import output_dir
-    from cfld.data.synthetic_root import pair_silhouette_iou, synthesize
+    from cfld.checks.writes import replace_entries
+    from cfld.data.synthetic_root import pair_silhouette_iou, root_entries, synthesize
     from cfld.sizes import parse_size
 
-    output_dir(args.out, "--out")
-    stats = synthesize(
-        args.out,
-        people=args.people,
-        poses=args.poses,
-        size=parse_size(args.size or ("128x64" if args.layout == "market1501" else "256x176"),
-                        min_side=16, why="people need room to be drawn", max_side=MAX_OUTPUT_SIDE),
-        seed=args.seed,
-        test_people=args.test_people,
-        max_pairs_per_person=args.max_pairs_per_person,
-        log=print,
-        layout=args.layout,
-    )
+    size = parse_size(args.size or ("128x64" if args.layout == "market1501" else "256x176"),
+                      min_side=16, why="people need room to be drawn", max_side=MAX_OUTPUT_SIDE)
+    output_dir(args.out, "--out", root_entries(args.layout), overwrite=args.overwrite)
+    # The root is written in a temporary folder and renamed into place: a failure or a kill
+    # leaves the old csvs and images together, never a mix of two runs.
+    stats = replace_entries(args.out, lambda tmp: synthesize(
+        tmp, people=args.people, poses=args.poses, size=size, seed=args.seed,
+        test_people=args.test_people, max_pairs_per_person=args.max_pairs_per_person,
+        log=print, layout=args.layout))
     print(
         f"wrote {int(stats['images'])} images to {args.out} in {stats['seconds']:.1f} s "
         f"({stats['images_per_s']:.0f} images/s)"

@@ -8,15 +8,19 @@ import time
 
 from cfld.checks.numbers import PAIRS, SEED, STEPS
 
+#: What `cfld demo` writes into --out (refused when present, unless --overwrite).
+DEMO_FILES = ("grid.png", "metrics.json")
+
 
 def run(args: argparse.Namespace) -> int:
     """Write DIR/grid.png and DIR/metrics.json; print where they are."""
     from cfld.checks.files import input_file
     from cfld.checks.outputs import output_dir
+    from cfld.checks.writes import replace_entries
     from cfld.demo import run_demo
     from cfld.pose.gallery import is_example_pose
 
-    output_dir(args.out, "--out")
+    output_dir(args.out, "--out", DEMO_FILES, overwrite=args.overwrite)
     if (args.source is None) != (args.pose is None):
         raise ValueError("give both --source and --pose to add your own pair to the demo")
     for flag, path in (("--source", args.source), ("--pose", args.pose)):
@@ -30,9 +34,10 @@ def run(args: argparse.Namespace) -> int:
         for line in source_notes(open_image(args.source, what="--source"), shipped):
             print(line)
     t0 = time.perf_counter()
-    metrics = run_demo(args.out, num_pairs=args.pairs, num_inference_steps=args.steps,
-                       scheduler=args.scheduler, seed=args.seed, model=args.model,
-                       source=args.source, pose=args.pose)
+    # Written in a temporary folder, then renamed over the old files: both or neither.
+    metrics = replace_entries(args.out, lambda tmp: run_demo(
+        tmp, num_pairs=args.pairs, num_inference_steps=args.steps, scheduler=args.scheduler,
+        seed=args.seed, model=args.model, source=args.source, pose=args.pose))
     print(f"{metrics['num_pairs']} unseen procedural pairs, "
           f"{metrics['settings']['scheduler']} {metrics['settings']['steps']} steps")
     print(f"  {'':<15} {'SSIM':>7} {'PSNR':>7} {'sil. IoU':>9} {'part colour err':>16}")
@@ -63,6 +68,7 @@ EXAMPLES = (
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `cfld demo`."""
+    from cfld.commands._common import add_overwrite_argument
     from cfld.commands._help import SCHEDULER_NAMES, add_command
     from cfld.shipped import DEMO_SETTINGS
 
@@ -85,4 +91,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--pose", default=None,
                    help="... in this pose (an example pose name, keypoint JSON or image)")
     p.add_argument("--json", action="store_true", help="also print the metrics as JSON")
+    add_overwrite_argument(p)
     p.set_defaults(func=run)

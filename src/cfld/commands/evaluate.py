@@ -18,6 +18,7 @@ EXAMPLES = (
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``evaluate`` sub-command."""
+    from cfld.commands._common import add_overwrite_argument
     from cfld.commands._help import add_command
 
     p = add_command(subparsers, "evaluate", EXAMPLES, description=(
@@ -65,15 +66,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--lpips-weights", type=Path, default=None, help="LPIPS weights (default: shipped)"
     )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_overwrite_argument(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the evaluation, print the checks and the table, write the JSON."""
+    from cfld.checks.outputs import output_file
     from cfld.distributed import processes
     from cfld.metrics.evaluate import evaluate_folder, format_table
 
     out = args.out if args.out is not None else Path(args.generated) / "metrics.json"
+    output_file(out, "--out", args.overwrite, suffixes=(".json",))  # before any work
     procs = processes(args.device)  # several under torchrun / accelerate launch
     results = evaluate_folder(
         args.generated,

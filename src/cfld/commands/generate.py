@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         input_dir(args.data, "--data")
         pairs = read_pairs(args.pairs)
         pairs = pairs[: args.limit] if args.limit is not None else pairs
-        batch_pairs(pairs, args.out)
+        batch_pairs(pairs, args.out, args.data)
     procs = None
     if not single:  # batch mode shares the pairs between launched processes
         from cfld.distributed import processes

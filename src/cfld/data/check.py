@@ -123,8 +123,15 @@ def _check_images(root: Path, files: dict, pairs: list[tuple[str, str]], present
                   annots: dict[str, Keypoints] | None, rep: CheckReport,
                   decode_images: bool) -> None:
     """Every image of a pair present, annotated, readable, and (Market-1501) of its size."""
+    from cfld.checks.files import inside_root
+
     img_dir = root / str(files["dir"])
     for name in sorted({n for p in pairs for n in p}):
+        try:
+            inside_root(root, name, "image", folder=str(files["dir"]))
+        except ValueError as err:
+            rep.problems.append(f"{root / files['pairs']}: {err}")
+            continue
         if name not in present:
             rep.problems.append(
                 f"{img_dir / name}: image referenced by {files['pairs']} is missing"

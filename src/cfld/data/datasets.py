@@ -69,13 +69,27 @@ class _PairsBase(Dataset):
         self.cond_size = check_size(cond_size, "cond_size")
         if not self.pairs:
             raise DataError(f"{self.root / files['pairs']}: no pairs; the split is empty")
+        # Every image a pair names stays inside the root (no link out of it): checked once
+        # here, before any work, not at the step that first draws the pair.
+        for name in dict.fromkeys(n for pair in self.pairs for n in pair):
+            self._path(name)
 
     def __len__(self) -> int:
         return len(self.pairs)
 
+    def _path(self, name: str) -> Path:
+        """The file of an image name, inside the root (:func:`cfld.checks.files.inside_root`)."""
+        from cfld.checks.files import inside_root
+
+        files = self.layout.files[self.split]
+        try:
+            return inside_root(self.root, name, "image", folder=files["dir"])
+        except ValueError as err:
+            raise DataError(f"{self.root / files['pairs']}: {err}") from None
+
     def _image(self, name: str) -> Image.Image:
         """Open one image (full size); errors name the file."""
-        path = self.image_dir / name
+        path = self._path(name)
         try:
             return load_image(path)
         except FileNotFoundError:

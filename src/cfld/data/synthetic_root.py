@@ -169,6 +169,14 @@ def synthesize(
     return stats
 
 
+def root_entries(layout: str | DataLayout = "deepfashion") -> list[str]:
+    """The files and folders :func:`synthesize` writes at the top of a root (what
+    ``cfld data synth`` refuses to replace without ``--overwrite``)."""
+    lay = get_layout(layout)
+    names = [str(v) for split in SPLITS for v in lay.files[split].values() if v is not None]
+    return names + [PARTS_DIRS[split] for split in SPLITS]
+
+
 def make_sample_root(
     out_dir: str | os.PathLike,
     people: int = 6,
@@ -242,4 +250,5 @@ def pair_silhouette_iou(
     return float(np.mean(ious))
 
 
-__all__ = ["image_name", "make_sample_root", "pair_silhouette_iou", "synthesize"]
+__all__ = ["image_name", "make_sample_root", "pair_silhouette_iou", "root_entries",
+           "synthesize"]

@@ -35,6 +35,7 @@ import torch
 from tqdm.auto import tqdm
 
 from cfld.checkpoint import write_text_atomic
+from cfld.checks.files import inside_root
 from cfld.data.formats import generated_name
 from cfld.data.images import load_image, load_label_map, open_image, to_tensor
 from cfld.distributed import Processes
@@ -139,7 +140,7 @@ def _folder_batch(chunk: list[PlannedPair], size: tuple[int, int], dev: torch.de
         gens.append(quantise_generated(g, size)[0])
         gts.append(to_tensor(load_image(p.gt, size)))
         if parts_dir is not None:
-            path = parts_dir / (Path(p.target).stem + ".png")
+            path = inside_root(parts_dir, Path(p.target).stem + ".png", "part map")
             maps.append(load_label_map(path, size) if path.is_file() else None)
     batch = PairBatch(gt=torch.stack(gts).to(dev),
                       predictions={"model": torch.stack(gens).to(dev)},

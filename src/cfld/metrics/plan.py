@@ -40,12 +40,16 @@ def _generated_by_stem(generated_dir: Path, checks: list[str]) -> dict[str, Path
     return by_stem
 
 
-def _ground_truth(test_dir: Path, target: str) -> Path:
-    """The target's file; names in the csv may carry .jpg while files are .png, or back."""
-    gt = test_dir / target
+def _ground_truth(root: Path, test_dir: Path, target: str) -> Path:
+    """The target's file, inside the root (no link out of it); names in the csv may carry .jpg
+    while files are .png, or back."""
+    from cfld.checks.files import inside_root
+
+    gt = inside_root(root, target, "ground-truth image", folder=test_dir.name)
     if not gt.is_file():
         alts = [test_dir / (Path(target).stem + e) for e in IMAGE_EXTENSIONS]
         gt = next((a for a in alts if a.is_file()), gt)
+        gt = inside_root(root, gt.name, "ground-truth image", folder=test_dir.name)
     if not gt.is_file():
         raise FileNotFoundError(f"ground-truth image {test_dir / target} (target of a test "
                                 "pair) is missing")
@@ -93,7 +97,7 @@ def plan_folder(generated_dir: Path, root: Path, allow_missing: bool,
             raise ValueError(msg + "; generate them, or pass --allow-missing to score the others")
         checks.append("generated: " + msg + "; scoring the present ones only (--allow-missing)")
     test_dir = layout.image_dir(root, "test")
-    plan = [PlannedPair(s, t, by_stem[stem], _ground_truth(test_dir, t))
+    plan = [PlannedPair(s, t, by_stem[stem], _ground_truth(root, test_dir, t))
             for stem, (s, t) in expected.items() if stem in by_stem]
     if not plan:
         raise ValueError(f"no pair of {pairs_csv.name} has a generated image in "

@@ -236,10 +236,10 @@ def _open_outputs(run: _Run) -> None:
         _trim_metrics(metrics_path, run.position.step)
     elif metrics_path.exists():
         metrics_path.unlink()
-    from torch.utils.tensorboard import SummaryWriter
+    from cfld.checks.tensorboard import GuardedWriter
 
-    run.writer = SummaryWriter(log_dir=str(run.run_dir / "tensorboard"),
-                               purge_step=run.position.step)
+    # A full or read-only log folder: one warning, training goes on (metrics.jsonl has it all).
+    run.writer = GuardedWriter(run.run_dir / "tensorboard", purge_step=run.position.step)
     if config.sample_every >= 0:  # held-out test pairs, else training pairs
         run.grid_batch = grid_pairs(config.data_root, run.preset, config.sample_count,
                                     fallback=run.dataset)
