@@ -9,6 +9,7 @@ COMMANDS: dict[str, str] = {
     "demo": "offline demo with the shipped small model",
     "generate": "generate a person in a target pose",
     "train": "train a CFLD model",
+    "distill": "distil a guided model into a few-step, one-branch student",
     "evaluate": "score generated images: FID (standard and authors'), LPIPS, SSIM, SSIM_256, "
                 "PSNR",
     "convert": "convert the authors' checkpoint into a pipeline folder",

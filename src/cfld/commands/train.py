@@ -20,6 +20,7 @@ import json
 import re
 import types
 import typing
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -31,12 +32,13 @@ FLAG_NAMES = {"data_root": "--data", "output_dir": "--out"}
 SET_ONLY = ("model_overrides",)
 
 
-def field_help() -> dict[str, str]:
-    """Field name → its one-line documentation, from the ``Attributes:`` section of
-    :class:`TrainConfig`'s docstring (grouped entries ``a, b: text`` give both the text)."""
+def field_help(cls: type | None = None) -> dict[str, str]:
+    """Field name → its one-line documentation, from the ``Attributes:`` section of the
+    docstring of ``cls`` (default :class:`TrainConfig`; grouped entries ``a, b: text`` give
+    both the text)."""
     from cfld.training.config import TrainConfig
 
-    doc = (TrainConfig.__doc__ or "").split("Attributes:", 1)[-1]
+    doc = ((cls or TrainConfig).__doc__ or "").split("Attributes:", 1)[-1]
     out: dict[str, str] = {}
     names: list[str] = []
     for line in doc.splitlines():
@@ -51,8 +53,10 @@ def field_help() -> dict[str, str]:
     return out
 
 
-def _flag_kwargs(name: str, hint: Any, default: Any) -> dict[str, Any]:
-    """argparse options for one field from its type annotation."""
+def _flag_kwargs(name: str, hint: Any, default: Any, rules: dict[str, Any] | None = None,
+                 choices: dict[str, Sequence[str]] | None = None) -> dict[str, Any]:
+    """argparse options for one field from its type annotation (``rules``/``choices``: the
+    numeric rules and the choices of the fields; default: :class:`TrainConfig`'s)."""
     base = hint
     if typing.get_origin(hint) in (typing.Union, types.UnionType):  # X | None → X
         base = next(a for a in typing.get_args(hint) if a is not type(None))
@@ -60,7 +64,7 @@ def _flag_kwargs(name: str, hint: Any, default: Any) -> dict[str, Any]:
         return {"action": argparse.BooleanOptionalAction}
     from cfld.training.rules import TRAIN_RULES  # the same rules as TrainConfig.validate
 
-    rule = TRAIN_RULES.get(name)
+    rule = (TRAIN_RULES if rules is None else rules).get(name)
     if typing.get_origin(base) is tuple:
         inner = typing.get_args(base)
         count: int | str = "*" if (len(inner) == 2 and inner[1] is Ellipsis) else len(inner)
@@ -69,32 +73,41 @@ def _flag_kwargs(name: str, hint: Any, default: Any) -> dict[str, Any]:
     from cfld.training.config import MIXED_PRECISION_MODES, TRAINABLE_CHOICES
     from cfld.training.objective import DROPOUT_MODES
 
-    choices = {"mixed_precision": MIXED_PRECISION_MODES, "trainable": TRAINABLE_CHOICES,
-               "dropout": DROPOUT_MODES, "prediction_type": PREDICTION_TYPES}.get(name)
+    if choices is None:
+        choices = {"mixed_precision": MIXED_PRECISION_MODES, "trainable": TRAINABLE_CHOICES,
+                   "dropout": DROPOUT_MODES, "prediction_type": PREDICTION_TYPES}
+    valid = choices.get(name)
     kwargs: dict[str, Any] = {"type": str}
     if base in (int, float):
         kwargs["type"] = rule.arg() if rule else base
-    if choices:
-        kwargs["choices"] = choices
+    if valid:
+        kwargs["choices"] = valid
     return kwargs
 
 
-def add_config_flags(p: argparse.ArgumentParser) -> None:
-    """One flag per :class:`TrainConfig` field; unset flags leave the field alone."""
+def add_config_flags(p: argparse.ArgumentParser, cls: type | None = None,
+                     rules: dict[str, Any] | None = None,
+                     choices: dict[str, Sequence[str]] | None = None,
+                     flag_names: dict[str, str] | None = None,
+                     skip: Sequence[str] = SET_ONLY) -> None:
+    """One flag per field of the configuration dataclass ``cls`` (default :class:`TrainConfig`,
+    with its rules, choices and flag names); unset flags leave the field alone."""
     from cfld.training.config import TrainConfig
 
-    hints = typing.get_type_hints(TrainConfig)
-    docs = field_help()
-    defaults = TrainConfig()
-    for f in dataclasses.fields(TrainConfig):
-        if f.name in SET_ONLY:
+    cls = cls or TrainConfig
+    flag_names = FLAG_NAMES if flag_names is None else flag_names
+    hints = typing.get_type_hints(cls)
+    docs = field_help(cls)
+    defaults = cls()
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
             continue
         default = getattr(defaults, f.name)
         shown = list(default) if isinstance(default, tuple) else default
         text = re.sub(r":\w+:`~?([^`]+)`", r"\1", docs.get(f.name, "")).replace("``", "")
         help_text = text.replace("%", "%%") + f" (default: {shown})"
-        flag = FLAG_NAMES.get(f.name, "--" + f.name.replace("_", "-"))
-        kwargs = _flag_kwargs(f.name, hints[f.name], default)
+        flag = flag_names.get(f.name, "--" + f.name.replace("_", "-"))
+        kwargs = _flag_kwargs(f.name, hints[f.name], default, rules, choices)
         if "action" not in kwargs and "choices" not in kwargs:
             kwargs.setdefault("metavar", flag[2:].replace("-", "_").upper())
         p.add_argument(flag, dest=f.name, default=argparse.SUPPRESS, help=help_text, **kwargs)
@@ -126,7 +139,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="set any configuration field; VALUE is JSON (numbers, true/false, null, "
                         "lists, objects such as model_overrides={...}) or a plain string")
     p.add_argument("--dry-run", action="store_true",
-                   help="print the resolved configuration as JSON and exit without training")
+                   help="print the resolved configuration as JSON (per-process and total batch, "
+                        "accumulation, LR, process count, preset sizes, data pair count) and "
+                        "exit without training")
+    p.add_argument("--num-processes", type=int, default=None, metavar="N",
+                   help="with --dry-run: resolve for N processes (default: the launcher's "
+                        "WORLD_SIZE, else 1); to train on N, launch with torchrun / accelerate")
     add_config_flags(p)
     p.add_argument("--uniform-timesteps", dest="cubic_sampling", action="store_false",
                    default=argparse.SUPPRESS,
@@ -167,9 +185,17 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def run(args: argparse.Namespace) -> int:
     """Train (or, with ``--dry-run``, print the configuration); print a one-line JSON summary."""
     config = config_from_args(args)
+    procs = getattr(args, "num_processes", None)
+    if procs is not None and (not args.dry_run or procs < 1):
+        raise ValueError("--num-processes N (N >= 1) only goes with --dry-run; to train on N "
+                         "processes launch with `torchrun --nproc_per_node N -m cfld.cli train`")
     if args.dry_run:
-        config.validate()
-        print(json.dumps(config.to_dict(), indent=2, sort_keys=True))
+        from cfld.distributed import launched_processes, launched_rank
+        from cfld.training.resolved import resolved_run
+
+        resolved = resolved_run(config, procs or launched_processes())
+        if launched_rank() == 0:  # one print per launch
+            print(json.dumps(resolved, indent=2, sort_keys=True))
         return 0
     from cfld.checks.outputs import run_dir
 

@@ -289,9 +289,10 @@ class CFLDModel(ModelMixin, ConfigMixin):
         return CFLDConditions(self.uncond_prompt.expand(batch_size, -1, -1))
 
     # ------------------------------------------------------------------ ε prediction
-    def predict_noise(self, latents: Tensor, timesteps: Tensor | int,
-                      cond: CFLDConditions) -> Tensor:
-        """ε_θ(z_t, t, conditions): (B, 4, h, w) → (B, 4, h, w)."""
+    def predict_noise(self, latents: Tensor, timesteps: Tensor | int, cond: CFLDConditions,
+                      timestep_cond: Tensor | None = None) -> Tensor:
+        """ε_θ(z_t, t, conditions): (B, 4, h, w) → (B, 4, h, w); ``timestep_cond`` (B, D): the
+        guidance embedding of a distilled student (:mod:`cfld.models.guidance_embedding`)."""
         batch = latents.shape[0]
         if cond.batch_size != batch:
             raise ValueError(f"conditions have batch {cond.batch_size}, latents {batch}")
@@ -307,6 +308,7 @@ class CFLDModel(ModelMixin, ConfigMixin):
                 )
         self._set_biases(cond.app_biases)
         return self.unet(latents, timesteps, encoder_hidden_states=cond.prompt,
+                         timestep_cond=timestep_cond,
                          down_intrablock_additional_residuals=residuals, return_dict=False)[0]
 
     def _set_biases(self, biases: dict[str, Tensor] | None) -> None:

@@ -16,26 +16,25 @@ attention runs PyTorch SDPA).
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from diffusers import AutoencoderKL, DDPMScheduler, DiffusionPipeline
+from diffusers import AutoencoderKL, DiffusionPipeline
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 from torch import Tensor
 
-from cfld.checks.models import check_config_file, check_pipeline_folder
+from cfld.checks.models import check_pipeline_folder
 from cfld.checks.sampling import check_sampling
 from cfld.models.cfld import CFLDConditions, CFLDModel, _resolve_folder
 from cfld.models.pixel_autoencoder import PixelUnshuffleAutoencoder
 from cfld.pipelines import speed
+from cfld.pipelines.distilled import check_sampling_defaults, resolve_defaults, student_inputs
 from cfld.pipelines.fewer_evals import EvalPlan, check_reductions
 from cfld.pipelines.geometry import (
     DEEPFASHION_ASPECT,
@@ -47,7 +46,12 @@ from cfld.pipelines.geometry import (
 from cfld.pipelines.guidance import GuidanceScales, branch_conditions, get_guidance
 from cfld.pipelines.guidance import resolve_scales as _scales
 from cfld.pipelines.inputs import ImageLike, PoseLike, broadcast_batch, prepare_pose, prepare_source
-from cfld.pipelines.schedulers import OFFICIAL_SCHEDULER_CONFIG, official_scheduler
+from cfld.pipelines.schedulers import (
+    OFFICIAL_SCHEDULER_CONFIG,
+    official_scheduler,
+    scheduler_from_folder,
+    step_kwargs,
+)
 
 if TYPE_CHECKING:
     from cfld.pose.estimate import PoseEstimator
@@ -84,6 +88,8 @@ class CFLDPipeline(DiffusionPipeline):
             ``None`` when only latents are wanted.
         output_size: Default (H, W) of the returned images (``None``: DeepFashion's aspect at
             half the generated height, i.e. 256×176 for 512² generation).
+        sampling_defaults: The folder's own ``__call__`` defaults (steps, guidance type, scales;
+            a distilled folder's, :mod:`cfld.pipelines.distilled`); ``None``: the paper's.
     """
 
     model_cpu_offload_seq = "model->vae"
@@ -91,10 +97,12 @@ class CFLDPipeline(DiffusionPipeline):
 
     def __init__(self, model: CFLDModel, scheduler: SchedulerMixin,
                  vae: AutoencoderKL | PixelUnshuffleAutoencoder | None = None,
-                 output_size: list[int] | None = None) -> None:
+                 output_size: list[int] | None = None,
+                 sampling_defaults: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.register_modules(model=model, scheduler=scheduler, vae=vae)
-        self.register_to_config(output_size=list(output_size) if output_size else None)
+        self.register_to_config(output_size=list(output_size) if output_size else None,
+                                sampling_defaults=check_sampling_defaults(sampling_defaults))
         # Speed options (runtime state, not saved with the pipeline).
         self._autocast: str | torch.dtype | None = None
         self._channels_last = False
@@ -192,7 +200,7 @@ class CFLDPipeline(DiffusionPipeline):
         if (folder / "model_index.json").is_file():
             return super().from_pretrained(os.fspath(folder), **kwargs)
         model = CFLDModel.from_pretrained(folder, torch_dtype=kwargs.pop("torch_dtype", None))
-        scheduler = kwargs.pop("scheduler", None) or _scheduler_from_folder(folder)
+        scheduler = kwargs.pop("scheduler", None) or scheduler_from_folder(folder)
         vae = kwargs.pop("vae", None)
         if vae is None and (folder / "vae" / "config.json").is_file():
             from cfld.models.pretrained import load_vae
@@ -256,10 +264,10 @@ class CFLDPipeline(DiffusionPipeline):
         self,
         source_image: ImageLike | Sequence[ImageLike] | None = None,
         target_pose: PoseLike | Sequence[PoseLike] | None = None,
-        num_inference_steps: int = 50,
-        guidance_type: str = "uc_down_full",
-        scale_pose: float = 2.0,
-        scale_app: float = 2.0,
+        num_inference_steps: int | None = None,
+        guidance_type: str | None = None,
+        scale_pose: float | None = None,
+        scale_app: float | None = None,
         guidance_scale: float | None = None,
         guidance_scales: GuidanceScales | dict[str, float] | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
@@ -285,11 +293,12 @@ class CFLDPipeline(DiffusionPipeline):
             target_pose: :class:`~cfld.pose.Keypoints`, a keypoint JSON path or dict, a pose
                 map tensor (B, 21, H, W), a skeleton image, or a photo of a person (pose
                 estimated offline), or a list of them.
-            num_inference_steps: Denoising steps (paper: 50 DDPM steps).
+            num_inference_steps: Denoising steps (paper: 50 DDPM steps).  This and the next three
+                default to the folder's ``sampling_defaults``, else to the paper's values.
             guidance_type: One of :data:`~cfld.pipelines.guidance.GUIDANCE_TYPES`
-                (default ``uc_down_full`` = Eq. 7).
-            scale_pose: w_pose of Eq. (7) (official ``DOWN_BLOCK_GUIDANCE_SCALE``).
-            scale_app: w_app of Eq. (7) (official ``FULL_GUIDANCE_SCALE``).
+                (default ``uc_down_full`` = Eq. 7; ``none`` for a guidance-distilled student).
+            scale_pose: w_pose of Eq. (7) (official ``DOWN_BLOCK_GUIDANCE_SCALE``; 2).
+            scale_app: w_app of Eq. (7) (official ``FULL_GUIDANCE_SCALE``; 2).
             guidance_scale: If given, sets every guidance scale to this value.
             guidance_scales: Full control by official name (``full``, ``down``, ``all``,
                 ``cond``); overrides the above.
@@ -317,9 +326,14 @@ class CFLDPipeline(DiffusionPipeline):
         dtype = self.model.dtype
         amp = speed.resolve_autocast(self._autocast if autocast is _PIPELINE_SETTING
                                      else autocast, device)
-        guidance = get_guidance(guidance_type)
+        d = resolve_defaults(self.model, self.config.get("sampling_defaults"),
+                             num_inference_steps=num_inference_steps, guidance_type=guidance_type,
+                             scale_pose=scale_pose, scale_app=scale_app)
+        num_inference_steps, scale_pose, scale_app = (d["num_inference_steps"], d["scale_pose"],
+                                                      d["scale_app"])
+        guidance = get_guidance(d["guidance_type"])
         checked = check_sampling(num_inference_steps, scale_pose, scale_app, guidance_scale,
-                                 guidance_scales, eta, output_size, keep_square)
+                                 guidance_scales, eta, output_size, keep_square, generator)
         num_inference_steps, output_size = checked["num_inference_steps"], checked["output_size"]
         scales = _scales(scale_pose, scale_app, guidance_scale, guidance_scales)
         reductions = check_reductions(guidance_interval, reuse_eps_every, deep_cache_interval)
@@ -344,6 +358,7 @@ class CFLDPipeline(DiffusionPipeline):
         branched = branched.to(device=device, dtype=dtype)
         plan = EvalPlan(guidance, branched, conditions, self.model.uncond_prompt,
                         self.model.unet, *reductions)
+        w_kw = student_inputs(self.model, scales, batch)  # a student's guidance embedding
 
         # 2. Timesteps.
         self.scheduler.set_timesteps(num_inference_steps, device=device)
@@ -359,7 +374,7 @@ class CFLDPipeline(DiffusionPipeline):
                 raise ValueError(f"latents must have shape {shape} and finite values, got "
                                  f"{tuple(latents.shape)}")
             latents = latents.to(device=device, dtype=dtype)
-        step_kwargs = self._step_kwargs(generator, eta)
+        step_kw = step_kwargs(self.scheduler, generator, eta)
 
         # 4. Denoising loop.
         with self.progress_bar(total=len(timesteps)) as bar:
@@ -373,11 +388,11 @@ class CFLDPipeline(DiffusionPipeline):
                     if self._channels_last:
                         model_in = model_in.contiguous(memory_format=torch.channels_last)
                     with speed.autocast_context(device, amp), plan.unet_call(i, len(model_in)):
-                        eps = self.model.predict_noise(model_in, t, step_cond)
+                        eps = self.model.predict_noise(model_in, t, step_cond, **w_kw)
                     eps = eps.to(latents.dtype)  # guidance and scheduler in full precision
                     eps = step_guidance.combine(eps.chunk(n_branches), scales)  # Eq. (7)
                     eps = plan.record(eps)
-                latents = self.scheduler.step(eps, t, latents, **step_kwargs).prev_sample
+                latents = self.scheduler.step(eps, t, latents, **step_kw).prev_sample
                 if callback_on_step_end is not None:
                     out = callback_on_step_end(self, i, t, {"latents": latents})
                     if out and "latents" in out:
@@ -427,22 +442,6 @@ class CFLDPipeline(DiffusionPipeline):
             return images.permute(0, 2, 3, 1).cpu().numpy()
         arr = quantize(images).permute(0, 2, 3, 1).cpu().numpy()
         return [Image.fromarray(a) for a in arr]
-
-    def _step_kwargs(self, generator: Any, eta: float) -> dict[str, Any]:
-        params = set(inspect.signature(self.scheduler.step).parameters)
-        kwargs: dict[str, Any] = {}
-        if "generator" in params:
-            kwargs["generator"] = generator
-        if "eta" in params:
-            kwargs["eta"] = eta
-        return kwargs
-
-
-def _scheduler_from_folder(folder: Path) -> DDPMScheduler:
-    for path in (folder / "scheduler_config.json", folder / "scheduler" / "scheduler_config.json"):
-        if path.is_file():
-            return DDPMScheduler.from_config(check_config_file(path, "scheduler config"))
-    return official_scheduler()
 
 
 # The protocol helpers are re-exported here, where they used to live.

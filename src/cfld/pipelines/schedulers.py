@@ -4,6 +4,8 @@ all built on it.  The one home of the schedule: training, sampling and export re
 
 from __future__ import annotations
 
+import inspect
+from pathlib import Path
 from typing import Any
 
 from diffusers import (
@@ -78,3 +80,25 @@ def make_scheduler(name: str, base: SchedulerMixin | None = None) -> SchedulerMi
         raise ValueError(f"scheduler {name!r} cannot sample a model that predicts "
                          f"{prediction!r}; choose one of {ok}")
     return cls.from_config(config)
+
+
+def scheduler_from_folder(folder: Path) -> DDPMScheduler:
+    """A bare model folder's ``scheduler_config.json`` (or ``scheduler/``), loaded as DDPM as the
+    authors do whatever class it names (fidelity §6.2); else the authors' configuration."""
+    from cfld.checks.models import check_config_file
+
+    for path in (folder / "scheduler_config.json", folder / "scheduler" / "scheduler_config.json"):
+        if path.is_file():
+            return DDPMScheduler.from_config(check_config_file(path, "scheduler config"))
+    return official_scheduler()
+
+
+def step_kwargs(scheduler: SchedulerMixin, generator: Any, eta: float) -> dict[str, Any]:
+    """The ``generator`` / ``eta`` keywords that ``scheduler.step`` takes."""
+    params = set(inspect.signature(scheduler.step).parameters)
+    kwargs: dict[str, Any] = {}
+    if "generator" in params:
+        kwargs["generator"] = generator
+    if "eta" in params:
+        kwargs["eta"] = eta
+    return kwargs

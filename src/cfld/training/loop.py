@@ -7,20 +7,18 @@
    (:mod:`cfld.training.build`, :mod:`cfld.training.batches`);
 2. **resume** — restores weights, optimiser, LR schedule, RNG streams and the data position of
    a checkpoint, so the run continues bit for bit;
-3. **loop** — per micro-batch encodes ``[img_src; img_tgt]`` (SD VAE: posterior sample ×
-   scaling factor), draws the noise, the timestep uniforms and the dropout uniforms from each
-   pair's own streams (seeded by seed, step and the pair's index in the global batch,
-   :mod:`cfld.training.draws`), computes :func:`~cfld.training.objective.training_step_loss`
-   and accumulates its gradient; then takes an Adam and an LR-schedule step,
-   logs (tqdm, TensorBoard, ``metrics.jsonl``), writes atomic checkpoints and sample grids
-   (:mod:`cfld.training.samples`), and stops with :class:`TrainingDivergedError` on a
-   non-finite loss;
+3. **loop** — per micro-batch encodes ``[img_src; img_tgt]`` (SD VAE: posterior sample),
+   draws the noise, timestep and dropout uniforms from each pair's own streams
+   (:mod:`cfld.training.draws`), accumulates the gradient of
+   :func:`~cfld.training.objective.training_step_loss`; then an Adam and an LR-schedule step,
+   logs (tqdm, TensorBoard, ``metrics.jsonl``), atomic checkpoints and sample grids
+   (:mod:`cfld.training.samples`); :class:`TrainingDivergedError` on a non-finite loss;
 4. **finish** — a last checkpoint and grid, and the exported model folder.
 
+Phases 2–4 (:func:`run_phases`) are shared with ``cfld distill`` (:mod:`cfld.training.distill`).
 Works on CPU, one GPU, many GPUs (``accelerate launch --multi_gpu``) and several CPU processes
-(``torchrun``; :mod:`cfld.distributed`).  The total batch of a step is split between processes
-and accumulation steps (:class:`~cfld.training.batches.BatchPlan`); any split of the same total
-gives the same step up to float rounding.
+(``torchrun``; :mod:`cfld.distributed`); any split of the same total batch between processes
+and accumulation steps (:class:`~cfld.training.batches.BatchPlan`) gives the same step.
 """
 
 from __future__ import annotations
@@ -124,6 +122,7 @@ class _Run:
     last_ckpt: Path | None = None
     last_ckpt_step: int | None = None
     start_step: int = 0
+    export_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. a student's defaults
 
     @property
     def is_main(self) -> bool:
@@ -356,7 +355,7 @@ def _finish(run: _Run) -> Path | None:
     model_dir = None
     if config.export and run.is_main:
         model_dir = export_model(run.run_dir / "model", run.model, run.vae, run.noise_scheduler,
-                                 run.preset.test_size)
+                                 run.preset.test_size, **run.export_kwargs)
     run.accelerator.wait_for_everyone()
     return model_dir
 
@@ -365,17 +364,19 @@ def train(config: TrainConfig) -> dict[str, Any]:
     """Train CFLD as configured; return a summary.
 
     Returns:
-        ``{"output_dir", "steps", "start_step", "losses" (this invocation's, one per step,
-        averaged over all processes), "lrs", "seconds", "seconds_per_step", "checkpoint",
-        "model_dir", "iters_per_epoch", "num_processes", "batch_size" (per process),
-        "total_batch_size", "lr"}``.
+        ``{"output_dir", "steps", "start_step", "losses" (this invocation's, one per step, mean
+        over processes), "lrs", "seconds", "seconds_per_step", "checkpoint", "model_dir",
+        "iters_per_epoch", "num_processes", "batch_size" (per process), "total_batch_size", "lr"}``.
 
     Raises:
         ValueError: bad configuration (named), e.g. a full preset without ``pretrained_sd``.
         FileNotFoundError: missing data or pretrained files.
         TrainingDivergedError: the loss became NaN/inf.
     """
-    run = _setup(config)
+    return run_phases(_setup(config))
+
+
+def run_phases(run: _Run) -> dict[str, Any]:  # resume, outputs, loop, finish → the summary
     _resume(run)
     _open_outputs(run)
     started = time.perf_counter()
@@ -416,10 +417,9 @@ def _grid(run: _Run) -> None:
 
 
 def _checkpoint(run: _Run) -> Path:
-    from accelerate.utils import gather_object
-
     states = [capture_rng_state()]
     if run.accelerator.num_processes > 1:
+        from accelerate.utils import gather_object
         states = gather_object(states)
     path = None
     if run.is_main:
@@ -447,4 +447,4 @@ def _trim_metrics(path: Path, step: int) -> None:
     write_text_atomic(path, "".join(ln + "\n" for ln in keep))
 
 
-__all__ = ["TrainingDivergedError", "export_model", "train"]
+__all__ = ["TrainingDivergedError", "export_model", "run_phases", "train"]

@@ -16,6 +16,7 @@ from torch.utils.data import Dataset
 
 from cfld.data.datasets import DeepFashionTest
 from cfld.models.cfld import CFLDModel
+from cfld.models.guidance_embedding import is_guidance_distilled
 from cfld.pipelines.schedulers import official_scheduler
 from cfld.pose.render import pose_map_to_image
 from cfld.presets import Preset
@@ -61,7 +62,12 @@ def generate_for_grid(model: CFLDModel, vae: nn.Module, batch: dict[str, Tensor]
 
     was_training = model.training
     try:
-        pipe = CFLDPipeline(model=model, vae=vae, scheduler=official_scheduler(prediction_type))
+        scheduler = official_scheduler(prediction_type)
+        if is_guidance_distilled(model):  # a distilled student samples as it ships: LCM
+            from cfld.pipelines.distilled import lcm_scheduler
+
+            scheduler = lcm_scheduler(scheduler.config)
+        pipe = CFLDPipeline(model=model, vae=vae, scheduler=scheduler)
         pipe.set_progress_bar_config(disable=True)
         device = next(model.parameters()).device
         images = pipe(source_image=batch["source"].to(device),
