@@ -34,6 +34,9 @@ class _Parser(argparse.ArgumentParser):
     """argparse, with a bad flag reported in one line (not the whole usage) and exit code 2."""
 
     def error(self, message: str) -> typing.NoReturn:
+        if message.endswith("expected one argument"):  # `--size -5x10`: the value looks a flag
+            flag = message.split(":")[0].replace("argument ", "").split("/")[-1]
+            message += f" (a value that starts with '-' is written {flag}=VALUE)"
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 

@@ -30,7 +30,8 @@ def check_output_size(output_size: Sequence[int] | None, keep_square: bool = Fal
 
 def check_sampling(num_inference_steps: Any = 50, scale_pose: Any = 2.0, scale_app: Any = 2.0,
                    guidance_scale: Any = None, guidance_scales: Any = None, eta: Any = 0.0,
-                   output_size: Any = None, keep_square: bool = False) -> dict[str, Any]:
+                   output_size: Any = None, keep_square: bool = False,
+                   generator: Any = None) -> dict[str, Any]:
     """Every numeric argument of :meth:`cfld.CFLDPipeline.__call__`, checked.
 
     Returns:
@@ -48,6 +49,7 @@ def check_sampling(num_inference_steps: Any = 50, scale_pose: Any = 2.0, scale_a
         "eta": ETA.check(eta),
         "output_size": check_output_size(output_size, bool(keep_square)),
     }
+    check_generator(generator)
     if isinstance(guidance_scales, Mapping):
         for name, value in guidance_scales.items():
             GUIDANCE_SCALE.check(value, f"guidance_scales[{name!r}]")
@@ -57,8 +59,23 @@ def check_sampling(num_inference_steps: Any = 50, scale_pose: Any = 2.0, scale_a
     return out
 
 
+def check_generator(generator: Any) -> None:
+    """None, a ``torch.Generator`` or a list of them (one per image); else a ValueError (a
+    seed given as ``generator=7`` would otherwise fail deep inside the noise sampling)."""
+    if generator is None:
+        return
+    import torch
+
+    items = generator if isinstance(generator, (list, tuple)) else [generator]
+    bad = [g for g in items if not isinstance(g, torch.Generator)]
+    if bad or not items:
+        got = "an empty list" if not items else f"{type(bad[0]).__name__} {bad[0]!r:.40}"
+        raise ValueError(f"generator must be a torch.Generator or a list of them (one per "
+                         f"image), got {got}; e.g. generator=torch.Generator().manual_seed(7)")
+
+
 _SAMPLING_KEYS = ("scale_pose", "scale_app", "guidance_scale", "guidance_scales", "eta",
-                  "output_size", "keep_square")
+                  "output_size", "keep_square", "generator")
 
 
 def check_call_kwargs(num_inference_steps: Any, kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -68,4 +85,4 @@ def check_call_kwargs(num_inference_steps: Any, kwargs: Mapping[str, Any]) -> di
                           **{k: v for k, v in kwargs.items() if k in _SAMPLING_KEYS})
 
 
-__all__ = ["check_call_kwargs", "check_output_size", "check_sampling"]
+__all__ = ["check_call_kwargs", "check_generator", "check_output_size", "check_sampling"]

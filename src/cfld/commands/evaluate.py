@@ -72,12 +72,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the evaluation, print the checks and the table, write the JSON."""
+    from cfld.checks.numbers import MAX_OUTPUT_SIDE
     from cfld.checks.outputs import output_file
     from cfld.distributed import processes
     from cfld.metrics.evaluate import evaluate_folder, format_table
+    from cfld.sizes import parse_size
 
     out = args.out if args.out is not None else Path(args.generated) / "metrics.json"
     output_file(out, "--out", args.overwrite, suffixes=(".json",))  # before any work
+    parse_size(args.size, max_side=MAX_OUTPUT_SIDE)  # 99999x99999 refused before any work
     procs = processes(args.device)  # several under torchrun / accelerate launch
     results = evaluate_folder(
         args.generated,

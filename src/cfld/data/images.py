@@ -74,7 +74,11 @@ def open_image(path: str | os.PathLike, mode: str | None = "RGB",
             with Image.open(p) as img:
                 check_image_size(img.size, p, max_side, max_pixels)
                 img.load()
-                return convert_image(ImageOps.exif_transpose(img), mode)
+                upright = ImageOps.exif_transpose(img)
+                try:
+                    return convert_image(upright, mode)
+                except DataError as err:
+                    raise DataError(f"{what} {p}: {err}") from None
     except DataError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
@@ -103,13 +107,20 @@ def convert_image(img: Image.Image, mode: str | None = "RGB") -> Image.Image:
     white, palettes expanded (``None`` keeps 8-bit modes, scales the others to ``L``)."""
     if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
         arr = np.asarray(img, dtype=np.float64)
+        if not np.isfinite(arr).all():  # float images: NaN/inf would become black or white
+            raise DataError(f"the {img.width}×{img.height} {img.mode} image has NaN or infinite "
+                            "pixels; save it with finite values (or as an 8-bit PNG/JPEG)")
+        top = float(arr.max()) if arr.size else 0.0
         if img.mode.startswith("I;16"):
             scale = 65535.0
-        elif img.mode == "F":
-            scale = 1.0 if arr.size and np.nanmax(arr) <= 1.0 else 255.0
+        elif img.mode == "F":  # the range its values say: [0, 1], 8 or 16 bits
+            scale = 1.0 if top <= 1.0 else 255.0 if top <= 255.0 else 65535.0
         else:  # 32-bit integers: 16-bit data (PNG) unless every value fits 8 bits
-            scale = 65535.0 if arr.size and arr.max() > 255 else 255.0
-        arr = np.nan_to_num(arr, nan=0.0)
+            scale = 65535.0 if top > 255 else 255.0
+        if top > 65535.0 or (arr.size and float(arr.min()) < 0.0):
+            raise DataError(f"the {img.width}×{img.height} {img.mode} image has values from "
+                            f"{float(arr.min()):g} to {top:g}, outside 0..65535; save it as an "
+                            "8- or 16-bit image")
         img = Image.fromarray(np.clip(np.round(arr / scale * 255), 0, 255).astype(np.uint8), "L")
     if mode is None:
         return img.copy()

@@ -333,7 +333,7 @@ class CFLDPipeline(DiffusionPipeline):
                                                       d["scale_app"])
         guidance = get_guidance(d["guidance_type"])
         checked = check_sampling(num_inference_steps, scale_pose, scale_app, guidance_scale,
-                                 guidance_scales, eta, output_size, keep_square)
+                                 guidance_scales, eta, output_size, keep_square, generator)
         num_inference_steps, output_size = checked["num_inference_steps"], checked["output_size"]
         scales = _scales(scale_pose, scale_app, guidance_scale, guidance_scales)
         reductions = check_reductions(guidance_interval, reuse_eps_every, deep_cache_interval)

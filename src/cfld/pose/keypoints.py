@@ -52,6 +52,10 @@ MIN_POSE_JOINTS = 2
 FLIP_PERMUTATION: tuple[int, ...] = (0, 1, 5, 6, 7, 2, 3, 4, 11, 12, 13, 8, 9, 10, 15, 14, 17, 16)
 
 
+#: Least extent of a pose's joints, as a fraction of its frame (see :meth:`require_joints`).
+MIN_POSE_SPAN = 0.01
+
+
 @dataclass(frozen=True, eq=False)
 class Keypoints:
     """18 COCO keypoints of one person, in ``(y, x)`` pixel coordinates of ``frame``.
@@ -196,6 +200,18 @@ class Keypoints:
             raise ValueError(
                 f"{what} has {n} of {NUM_JOINTS} joints present; at least {minimum} are needed to "
                 "place a person (missing joints are [-1, -1]); give a pose with more joints"
+            )
+        # Joints squeezed into a speck of the frame draw no person either: typically a 'frame'
+        # far larger than the image the coordinates were measured in (all joints end up in one
+        # corner of the pose map once rescaled).
+        pts = self.coords[self.present]
+        span_y, span_x = (pts.max(0) - pts.min(0)).tolist()
+        h, w = self.frame
+        if max(span_y / h, span_x / w) < MIN_POSE_SPAN:
+            raise ValueError(
+                f"{what}'s joints all lie within {span_y:g}×{span_x:g} of its {h}x{w} frame (less "
+                f"than 1/{round(1 / MIN_POSE_SPAN)} of it); 'frame' must be the [H, W] of the "
+                "image the coordinates were measured in"
             )
         return self
 
