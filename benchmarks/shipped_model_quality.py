@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import shlex
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import common
 from train_synthetic import DATA as TRAINING_DATA  # benchmarks/ is on sys.path as the script's dir
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -84,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
 
     pipe = load_pipeline(args.model, scheduler=args.scheduler)
     pipe.set_progress_bar_config(disable=True)
+    load_at_start = list(os.getloadavg())
+    command = shlex.join(["python", "benchmarks/shipped_model_quality.py",
+                          *(sys.argv[1:] if argv is None else argv)])
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         people = -(-args.pairs // 12)  # 4 poses → 12 ordered pairs per person
@@ -117,8 +123,10 @@ def main(argv: list[str] | None = None) -> int:
             "part_colour_ratio_to_swapped": (out["model"]["part_colour_error"]
                                              <= 0.35 * out["swapped_source"]["part_colour_error"]),
         },
-        "machine": {"python": platform.python_version(), "torch": torch.__version__,
-                    "threads": torch.get_num_threads()},
+        "machine": {**common.machine_info(torch.device("cpu")), "python":
+                    platform.python_version(), "threads": torch.get_num_threads(),
+                    "load_average_at_start": load_at_start, "command": command},
+        "command": command,  # tests/test_readme_claims.py requires it of README sources
     })
     default = (args.scheduler, args.steps) == ("ddpm", 50)
     suffix = "" if default else f"_{args.scheduler}{args.steps}"
