@@ -107,6 +107,69 @@ def write_images(folder: Path) -> dict[str, Path]:
     return out
 
 
+def write_odd_images(folder: Path) -> dict[str, Path]:
+    """Images of unusual modes, EXIF and sizes (the second campaign): some must be read
+    correctly, some refused with a message."""
+    rng = np.random.default_rng(5)
+    rgb = rng.integers(0, 255, (64, 44, 3), dtype=np.uint8)
+    out = {"cmyk": folder / "cmyk.jpg"}
+    Image.fromarray(rgb).convert("CMYK").save(out["cmyk"], quality=95)
+    out["palette_alpha"] = folder / "palette_alpha.png"
+    pal = Image.fromarray(rgb).convert("P", palette=Image.ADAPTIVE, colors=16)
+    pal.info["transparency"] = 0
+    pal.save(out["palette_alpha"], transparency=0)
+    out["bad_exif"] = folder / "bad_exif.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 42  # not an orientation: must be ignored, not crash
+    Image.fromarray(rgb).save(out["bad_exif"], exif=exif.tobytes())
+    out["animated"] = folder / "animated.gif"
+    frames = [Image.fromarray(np.roll(rgb, k, axis=1)) for k in range(3)]
+    frames[0].save(out["animated"], save_all=True, append_images=frames[1:])
+    out["float_nan"] = folder / "float_nan.tif"
+    f = rng.random((64, 44)).astype(np.float32)
+    f[3, 4] = np.nan
+    Image.fromarray(f, "F").save(out["float_nan"])
+    out["float_wide"] = folder / "float_wide.tif"
+    Image.fromarray((rng.random((64, 44)) * 60000).astype(np.float32), "F").save(
+        out["float_wide"])
+    out["long_side"] = folder / "long_side.png"
+    Image.new("RGB", (20_000, 16), (9, 9, 9)).save(out["long_side"])
+    out["empty"] = folder / "empty.png"
+    out["empty"].write_bytes(b"")
+    out["wrong_ext"] = folder / "photo.txt"
+    Image.fromarray(rgb).save(out["wrong_ext"], format="PNG")
+    return out
+
+
+def write_more_keypoints(folder: Path) -> dict[str, Path]:
+    """Keypoint files the first corpus lacks: JSON infinities, huge frames, extra joints,
+    nested coordinates, empty and UTF-16 files, a pose sequence of one frame."""
+    good = json.loads(sorted(POSE_GALLERY_DIR.glob("*.json"))[0].read_text())
+    frame, kps = good["frame"], good["keypoints"]
+    out: dict[str, Path] = {}
+
+    def put(name: str, text: str | bytes) -> None:
+        out[name] = folder / f"kp2_{name}.json"
+        if isinstance(text, bytes):
+            out[name].write_bytes(text)
+        else:
+            out[name].write_text(text)
+
+    put("inf", json.dumps({"frame": frame, "keypoints": [[0.5, 1]] + kps[1:]})
+        .replace("0.5", "1e999", 1))  # json.loads turns 1e999 into inf
+    put("huge_frame", json.dumps({"frame": [10**9, 10**9], "keypoints": kps}))
+    put("nineteen", json.dumps({"frame": frame, "keypoints": kps + [kps[0]]}))
+    put("nested", json.dumps({"frame": frame, "keypoints": [[kps[0]]] + kps[1:]}))
+    put("triple", json.dumps({"frame": frame, "keypoints": [kps[0] + [1]] + kps[1:]}))
+    put("empty", "")
+    put("utf16", json.dumps(good).encode("utf-16"))
+    put("frame_float", json.dumps({"frame": [256.5, 176], "keypoints": kps}))
+    put("keypoints_object", json.dumps({"frame": frame, "keypoints": {"nose": [1, 2]}}))
+    put("one_frame_sequence", json.dumps({"frames": [good]}))
+    put("empty_sequence", json.dumps({"frames": []}))
+    return out
+
+
 def write_data_files(folder: Path, root: Path) -> dict[str, Path]:
     """Pairs csv variants against the data root ``root``."""
     from cfld.data import PAIRS_TEST
@@ -164,6 +227,52 @@ def write_model_variants(folder: Path, good: Path) -> dict[str, Path]:
     return out
 
 
+def write_more_models(folder: Path, good: Path) -> dict[str, Path]:
+    """More broken pipeline folders: a list as model_index.json, NaN in config.json, a folder
+    where the weights file goes, a file given as the model folder, a missing component."""
+    weights = "model/diffusion_pytorch_model.safetensors"
+
+    def copy(name: str) -> Path:
+        dst = folder / name
+        shutil.copytree(good, dst)
+        return dst
+
+    out = {"index_list": copy("index_list")}
+    (out["index_list"] / "model_index.json").write_text("[1, 2, 3]")
+    out["config_nan"] = copy("config_nan")
+    cfg_path = out["config_nan"] / "model" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["appearance_config"]["conv_kernel_size"][0] = float("nan")
+    cfg_path.write_text(json.dumps(cfg))  # Python writes NaN, which JSON does not have
+    out["weights_folder"] = copy("weights_folder")
+    (out["weights_folder"] / weights).unlink()
+    (out["weights_folder"] / weights).mkdir()
+    out["as_file"] = folder / "model_as_file.safetensors"
+    shutil.copy(good / weights, out["as_file"])
+    out["no_vae_folder"] = copy("no_vae_folder")
+    shutil.rmtree(out["no_vae_folder"] / "vae")
+    return out
+
+
+def symlinked_root(folder: Path, root: Path, outside: Path) -> dict[str, Path]:
+    """Copies of ``root``: ``escape`` with a test image replaced by a symbolic link to
+    ``outside`` (a file outside the root), ``linked_dir`` whose test image folder is itself a
+    link to a folder elsewhere (fine: the data root may live on another disk)."""
+    from cfld.data import PAIRS_TEST
+
+    escape = folder / "escape_root"
+    shutil.copytree(root, escape)
+    first = (escape / PAIRS_TEST).read_text().splitlines()[1].split(",")[0]
+    victim = escape / "test_highres" / first
+    victim.unlink()
+    victim.symlink_to(outside)
+    linked = folder / "linked_dir_root"
+    shutil.copytree(root, linked)
+    shutil.move(str(linked / "test_highres"), str(folder / "elsewhere_test_highres"))
+    (linked / "test_highres").symlink_to(folder / "elsewhere_test_highres")
+    return {"escape": escape, "linked_dir": linked, "escape_pairs": escape / PAIRS_TEST}
+
+
 def write_weight_payloads(folder: Path) -> dict[str, Path]:
     """A pickle payload and a broken archive under weight-file names."""
     import torch
@@ -178,5 +287,7 @@ def write_weight_payloads(folder: Path) -> dict[str, Path]:
     return out
 
 
-__all__ = ["Payload", "exif_rotated_jpeg", "png_with_size", "write_data_files", "write_images",
-           "write_keypoint_variants", "write_model_variants", "write_weight_payloads"]
+__all__ = ["Payload", "exif_rotated_jpeg", "png_with_size", "symlinked_root", "write_data_files",
+           "write_images", "write_keypoint_variants", "write_model_variants",
+           "write_more_keypoints", "write_more_models", "write_odd_images",
+           "write_weight_payloads"]

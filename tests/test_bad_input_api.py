@@ -17,8 +17,9 @@ from PIL import Image
 
 import bad_inputs
 from cfld.checks import check_device, parse_json
+from cfld.checks.files import inside_root
 from cfld.checks.models import load_torch_file
-from cfld.checks.outputs import OutputError, output_file
+from cfld.checks.outputs import OutputError, output_file, run_dir
 from cfld.checks.writes import atomic_dir, clean_stale_temps, write_bytes_atomic
 from cfld.data.formats import read_pairs
 from cfld.data.images import open_image
@@ -44,7 +45,12 @@ def ctx(tmp_path_factory):
          "img": bad_inputs.write_images(base), "kp": bad_inputs.write_keypoint_variants(base),
          "pairs": bad_inputs.write_data_files(base, root),
          "model": bad_inputs.write_model_variants(base, model),
-         "weights": bad_inputs.write_weight_payloads(base)}
+         "weights": bad_inputs.write_weight_payloads(base),
+         "odd": bad_inputs.write_odd_images(base), "kp2": bad_inputs.write_more_keypoints(base),
+         "m2": bad_inputs.write_more_models(base, model),
+         "link": bad_inputs.symlinked_root(base, root, base / "good.png"), "run": base / "run"}
+    c["run"].mkdir()
+    (c["run"] / "config.json").write_text("{}")
     c["source"] = open_image(c["img"]["good"])
     c["pose"] = Keypoints.from_json(c["kp"]["good"])
     return c
@@ -239,6 +245,68 @@ CASES = [
      "nested too deeply"),
     ("json-nan", lambda c, t: parse_json('{"x": NaN}'), ValueError, "NaN"),
 ]
+
+
+def _api(module: str, name: str):
+    return getattr(__import__(module, fromlist=["x"]), name)
+
+
+#: The second campaign: cases of the same classes the first corpus did not have ("c2-").
+SECOND = [
+    ("c2-generator-str", lambda c, t: _gen(c, generator="seed"), ValueError,
+     "generator must be a torch.Generator"),
+    ("c2-generator-empty-list", lambda c, t: _gen(c, generator=[]), ValueError, "empty list"),
+    ("c2-scale-bool", lambda c, t: _gen(c, scale_pose=True), ValueError, "got True"),
+    ("c2-output-size-float", lambda c, t: _gen(c, output_size=(64.5, 44)), ValueError,
+     "positive integers"),
+    ("c2-source-pil-float-nan", lambda c, t: _gen(c, source=Image.fromarray(
+        np.full((32, 32), NAN, np.float32), "F")), ValueError, "NaN or infinite"),
+    ("c2-source-file-float-nan", lambda c, t: _gen(c, source=c["odd"]["float_nan"]), ValueError,
+     "float_nan.tif.*NaN or infinite"),
+    ("c2-keypoints-18x3", lambda c, t: Keypoints(np.zeros((18, 3))), ValueError,
+     r"shape \(18, 2\)"),
+    ("c2-pose-collapsed", lambda c, t: _gen(c, pose=Keypoints(np.full((18, 2), 5.0), (256, 176))),
+     ValueError, "1/100"),
+    ("c2-pose-huge-frame", lambda c, t: _gen(c, pose=Keypoints(c["pose"].coords, (10**9, 10**9))),
+     ValueError, "'frame' must be"),
+    ("c2-pose-file-inf", lambda c, t: _gen(c, pose=str(c["kp2"]["inf"])), ValueError, "finite"),
+    ("c2-keypoints-object-file", lambda c, t: Keypoints.from_json(c["kp2"]["keypoints_object"]),
+     ValueError, "got dict"),
+    ("c2-keypoints-utf16-file", lambda c, t: Keypoints.from_json(c["kp2"]["utf16"]), ValueError,
+     "UTF-16"),
+    ("c2-animate-empty", lambda c, t: _api("cfld.animation", "animate")(c["pipe"], c["source"],
+                                                                         []),
+     ValueError, "empty"),
+    ("c2-interpolate-frames-fraction", lambda c, t: _api("cfld.pipelines.editing", "interpolate")(
+        c["pipe"], c["source"], c["source"], c["pose"], n_frames=2.5), ValueError, "integer"),
+    ("c2-dataset-symlink", lambda c, t: _api("cfld.data.datasets", "DeepFashionTest")(
+        c["link"]["escape"], gen_size=(64, 44), cond_size=(32, 32), pose_size=(64, 44)),
+     ValueError, "symbolic link"),
+    ("c2-generate-pairs-symlink", lambda c, t: _api("cfld.generation", "generate_pairs")(
+        c["pipe"], c["link"]["escape"], read_pairs(c["link"]["escape_pairs"]), t), ValueError,
+     "copy the file into the root"),
+    ("c2-inside-root-dotdot", lambda c, t: inside_root(c["root"], "a/../../x.jpg"), ValueError,
+     "outside the data root"),
+    ("c2-inside-root-drive", lambda c, t: inside_root(c["root"], "C:/x.jpg"), ValueError,
+     "plain file names"),
+    ("c2-output-file-is-folder", lambda c, t: output_file(c["base"]), OutputError,
+     "existing folder"),
+    ("c2-run-dir-exists", lambda c, t: run_dir(c["run"], resume=False), OutputError,
+     "--resume latest"),
+    ("c2-output-dir-clash", lambda c, t: _api("cfld.checks.outputs", "output_dir")(
+        c["run"], names=["config.json"]), OutputError, "--overwrite"),
+    ("c2-config-lr-inf", lambda c, t: TrainConfig(data_root="r", lr=INF).validate(), ValueError,
+     "lr must be"),
+    ("c2-config-epochs-bool", lambda c, t: TrainConfig(data_root="r", epochs=True).validate(),
+     ValueError, "epochs must be"),
+    ("c2-pipeline-index-list", lambda c, t: type(c["pipe"]).from_pretrained(
+        c["m2"]["index_list"]), ValueError, "JSON object"),
+    ("c2-pipeline-config-nan", lambda c, t: type(c["pipe"]).from_pretrained(
+        c["m2"]["config_nan"]), ValueError, "NaN"),
+    ("c2-load-pipeline-file", lambda c, t: _api("cfld.shipped", "load_pipeline")(
+        str(c["m2"]["as_file"])), ValueError, "is a file"),
+]
+CASES += SECOND
 
 
 @pytest.mark.parametrize("case, call, exc, match", CASES, ids=[c[0] for c in CASES])

@@ -30,7 +30,8 @@ def app_ctx(tmp_path_factory):
     base = tmp_path_factory.mktemp("app-corpus")
     c = {"app": AppHandlers(make_pixel_pipeline(), guidance_type="none"),
          "img": bad_inputs.write_images(base), "kp": bad_inputs.write_keypoint_variants(base),
-         "base": base}
+         "base": base, "odd": bad_inputs.write_odd_images(base),
+         "kp2": bad_inputs.write_more_keypoints(base)}
     (base / "notes.txt").write_text("not an image")
     (base / "text_as.png").write_text("not an image either")
     return c
@@ -97,6 +98,51 @@ CASES = [
     ("array-upload-range", lambda c: c["app"].uploads.image(np.full((20, 20, 3), 7.0), "photo"),
      r"\[0, 1\]"),
 ]
+
+
+def _editor(c, table):
+    return c["app"].generate_from_editor(str(c["img"]["good"]), table, 1, 2.0, 2.0, 0, "ddim",
+                                         progress=_quiet)
+
+
+def _row(y, x):
+    return [[j, "nose", y, x] for j in range(18)]
+
+
+#: The second campaign: cases of the same classes the first corpus did not have ("c2-").
+SECOND = [
+    ("c2-steps-string", lambda c: _generate(c, steps="5"), "num_inference_steps .*got '5'"),
+    ("c2-seed-string", lambda c: _generate(c, seed="7"), "seed must be .*got '7'"),
+    ("c2-scale-negative", lambda c: _generate(c, scale_pose=-1), "scale_pose .*from 0"),
+    ("c2-scheduler-none", lambda c: _generate(c, scheduler=None), "unknown scheduler"),
+    ("c2-upload-empty-file", lambda c: _generate(c, source=c["odd"]["empty"]),
+     "not a readable image"),
+    ("c2-upload-long-side", lambda c: _generate(c, source=c["odd"]["long_side"]),
+     "limit is 8192 on a side"),
+    ("c2-upload-gif", lambda c: _generate(c, source=c["odd"]["animated"]), "must be an image"),
+    ("c2-upload-wrong-extension", lambda c: _generate(c, source=c["odd"]["wrong_ext"]),
+     "must be an image"),
+    ("c2-pose-json-inf", lambda c: _generate(c, pose_json=c["kp2"]["inf"]), "finite numbers"),
+    ("c2-pose-json-empty", lambda c: _generate(c, pose_json=c["kp2"]["empty"]), "not valid JSON"),
+    ("c2-pose-json-utf16", lambda c: _generate(c, pose_json=c["kp2"]["utf16"]), "UTF-16"),
+    ("c2-pose-json-huge-frame", lambda c: _generate(c, pose_json=c["kp2"]["huge_frame"]),
+     "1/100"),
+    ("c2-interp-frames-fraction", lambda c: _interpolate(c, 1.5), "frames must be .*got 1.5"),
+    ("c2-anim-fps-inf", lambda c: _animate(c, fps=INF), "fps must be"),
+    ("c2-anim-through-nothing", lambda c: c["app"].run_animate_through(
+        str(c["img"]["good"]), None, [], None, 3, 6, 1, 2.0, 2.0, 0, "ddim", progress=_quiet),
+     "choose the poses"),
+    ("c2-style-nothing-to-restyle", lambda c: c["app"].run_style(
+        {"background": Image.open(c["img"]["good"]), "layers": []}, None, [], None,
+        str(c["img"]["good"]), 1, 2.0, 2.0, 0, "ddim", progress=_quiet), "paint the region"),
+    ("c2-editor-nan", lambda c: _editor(c, _row(NAN, 3)), "not a finite number"),
+    ("c2-editor-text", lambda c: _editor(c, _row("abc", 3)), "'abc' is not a number"),
+    ("c2-editor-short", lambda c: _editor(c, _row(3, 3)[:5]), "18 rows"),
+    ("c2-editor-collapsed", lambda c: _editor(c, _row(3, 3)), "1/100"),
+    ("c2-array-bool", lambda c: c["app"].uploads.image(np.zeros((20, 20, 3), bool), "photo"),
+     "dtype bool"),
+]
+CASES += SECOND
 
 
 @pytest.mark.parametrize("case, call, match", CASES, ids=[c[0] for c in CASES])

@@ -171,6 +171,80 @@ CASES: list[tuple[str, str, tuple[str, ...]]] = [
     ("synth-out-is-file", "data synth --out {exists_png}", ("existing file",)),
 ]
 
+EVAL = "evaluate --generated {corpus} --data {root}"
+#: The second campaign (2026-12-01, after the validation layer landed): cases of the same
+#: classes that the first corpus did not have.  Their ids start with "c2-".
+SECOND: list[tuple[str, str, tuple[str, ...]]] = [
+    # ---- existing outputs, refused before any work (named, with the flag that allows it)
+    ("c2-demo-out-exists", "demo --out {exists_demo}", ("grid.png", "--overwrite")),
+    ("c2-evaluate-out-exists", EVAL + " --out {exists_json}", ("already exists", "--overwrite")),
+    ("c2-evaluate-default-out-exists", "evaluate --generated {exists_demo} --data {root}",
+     ("metrics.json", "--overwrite")),
+    ("c2-evaluate-out-type", EVAL + " --out {out}/m.txt", ("m.txt", ".json")),
+    ("c2-synth-root-exists", "data synth --out {root} --people 1 --poses 2",
+     ("fasion-resize-pairs-train.csv", "--overwrite")),
+    ("c2-train-run-exists", "train --data {root} --out {exists_run}",
+     ("already holds a training run", "--resume latest")),
+    ("c2-grid-is-folder", GEN + " --out {exists_dir}/h.png --grid", ("h_grid.png", "folder")),
+    ("c2-pose-skeleton-bmp", "pose {img_good} --out {out}/kp.json --skeleton {out}/s.bmp",
+     ("s.bmp", "unsupported file type")),
+    # ---- paths: a symbolic link out of the data root
+    ("c2-pairs-symlink-escape", "generate --model {model_good} --pairs {link_escape_pairs} "
+     "--data {link_escape} --out {out} --steps 1", ("symbolic link", "copy the file into")),
+    # ---- numbers: overflow, other spellings, impossible sizes
+    ("c2-scale-overflow", GEN + " --out {out}/o.png --scale-pose 1e309",
+     ("--scale-pose", "finite")),
+    ("c2-seed-hex", GEN + " --out {out}/o.png --seed 0x10", ("--seed", "an integer")),
+    ("c2-size-negative", GEN + " --out {out}/o.png --size -5x10", ("--size=VALUE",)),
+    ("c2-size-negative-eq", GEN + " --out {out}/o.png --size=-5x10", ("HxW", "'-5x10'")),
+    ("c2-size-three", GEN + " --out {out}/o.png --size 256x176x3", ("HxW", "256x176x3")),
+    ("c2-size-fraction", GEN + " --out {out}/o.png --size 64.5x44", ("HxW", "64.5x44")),
+    ("c2-evaluate-size-huge", EVAL + " --size 99999x99999", ("too large", "4096")),
+    ("c2-animate-fps-huge", ANIM + " --out {out} --fps 1e9", ("--fps", "(0, 120]")),
+    ("c2-interp-frames-fraction", INTERP + " --out {out} --frames 2.5", ("--frames", "integer")),
+    ("c2-pose-frame-zero", "pose {img_good} --frame 0x0", ("positive integers",)),
+    ("c2-train-set-inf", TRAIN + " --set lr=1e999", ("lr", "finite")),
+    ("c2-train-set-bool-epochs", TRAIN + " --set epochs=true", ("epochs", "got True")),
+    ("c2-train-set-root-int", TRAIN + " --set data_root=5", ("data_root", "a string")),
+    ("c2-train-epochs-zero", TRAIN + " --epochs 0", ("--epochs", "from 1")),
+    ("c2-synth-people-float", "data synth --out {out} --people 1e9", ("--people", "integer")),
+    # ---- odd images
+    ("c2-source-float-nan", GEN + " --out {out}/o.png --source {odd_float_nan}",
+     ("float_nan.tif", "NaN or infinite")),
+    ("c2-source-empty-file", GEN + " --out {out}/o.png --source {odd_empty}",
+     ("empty.png", "not a readable image")),
+    # ---- keypoints
+    ("c2-pose-inf", GEN + " --out {out}/o.png --pose {kp2_inf}", ("finite numbers",)),
+    ("c2-pose-huge-frame", GEN + " --out {out}/o.png --pose {kp2_huge_frame}",
+     ("1/100", "'frame' must be")),
+    ("c2-pose-19-joints", GEN + " --out {out}/o.png --pose {kp2_nineteen}", ("18", "got 19")),
+    ("c2-pose-nested", GEN + " --out {out}/o.png --pose {kp2_nested}", ("pair of numbers",)),
+    ("c2-pose-triple", GEN + " --out {out}/o.png --pose {kp2_triple}", ("pair of numbers",)),
+    ("c2-pose-empty-file", GEN + " --out {out}/o.png --pose {kp2_empty}", ("not valid JSON",)),
+    ("c2-pose-utf16", GEN + " --out {out}/o.png --pose {kp2_utf16}", ("UTF-16", "UTF-8")),
+    ("c2-pose-frame-float", GEN + " --out {out}/o.png --pose {kp2_frame_float}",
+     ("'frame'", "positive integers")),
+    ("c2-pose-keypoints-object", GEN + " --out {out}/o.png --pose {kp2_keypoints_object}",
+     ("'keypoints'", "got dict")),
+    ("c2-animate-empty-sequence", ANIM.replace("{kp_sequence}", "{kp2_empty_sequence}")
+     + " --out {out}", ("non-empty list",)),
+    ("c2-animate-comma", ANIM.replace("{kp_sequence}", ",") + " --out {out}",
+     ("not found", "choose from")),
+    # ---- model folders
+    ("c2-model-index-list", GEN + " --out {out}/o.png --model {m2_index_list}",
+     ("model_index.json", "JSON object")),
+    ("c2-model-config-nan", GEN + " --out {out}/o.png --model {m2_config_nan}",
+     ("config.json", "NaN")),
+    ("c2-model-weights-folder", GEN + " --out {out}/o.png --model {m2_weights_folder}",
+     ("diffusion_pytorch_model.safetensors", "is a folder")),
+    ("c2-model-is-a-file", GEN + " --out {out}/o.png --model {m2_as_file}",
+     ("is a file", "model_index.json")),
+    ("c2-model-no-vae-folder", GEN + " --out {out}/o.png --model {m2_no_vae_folder}",
+     ("'vae'", "missing")),
+    ("c2-convert-missing", "convert --official {corpus}/none --out {out}", ("not found",)),
+]
+CASES += SECOND
+
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> dict[str, str]:
@@ -186,7 +260,11 @@ def corpus(tmp_path_factory) -> dict[str, str]:
     groups = {"img": bad_inputs.write_images(base), "kp": bad_inputs.write_keypoint_variants(base),
               "pairs": bad_inputs.write_data_files(base, root),
               "model": bad_inputs.write_model_variants(base, model),
-              "weights": bad_inputs.write_weight_payloads(base)}
+              "weights": bad_inputs.write_weight_payloads(base),
+              "odd": bad_inputs.write_odd_images(base),
+              "kp2": bad_inputs.write_more_keypoints(base),
+              "m2": bad_inputs.write_more_models(base, model),
+              "link": bad_inputs.symlinked_root(base, root, base / "good.png")}
     for group, paths in groups.items():
         ctx.update({f"{group}_{name}": path for name, path in paths.items()})
     (base / "exists").mkdir()
@@ -194,8 +272,16 @@ def corpus(tmp_path_factory) -> dict[str, str]:
         Image.new("RGB", (8, 8)).save(base / "exists" / name)
     Image.new("RGB", (8, 8), (1, 2, 3)).save(base / "exists.png")
     (base / "exists.json").write_text("{}")
+    (base / "exists" / "h_grid.png").mkdir()
+    (base / "exists_demo").mkdir()  # an earlier `cfld demo` (and evaluate) output
+    for name in ("grid.png", "metrics.json"):
+        (base / "exists_demo" / name).write_text("earlier results")
+    (base / "exists_run").mkdir()  # an earlier training run (killed before its checkpoint)
+    (base / "exists_run" / "config.json").write_text("{}")
+    (base / "exists_run" / "metrics.jsonl").write_text('{"step": 1, "loss": 0.5}\n')
     ctx.update(exists_dir=base / "exists", exists_png=base / "exists.png",
-               exists_json=base / "exists.json")
+               exists_json=base / "exists.json", exists_demo=base / "exists_demo",
+               exists_run=base / "exists_run")
     return {k: str(v) for k, v in ctx.items()}
 
 

@@ -88,6 +88,10 @@ def load_pipeline(model: str | None = None, vae: str | None = None,
         pipe = load_shipped_pipeline()
     else:
         looks_local = os.path.isabs(model) or model.startswith(".") or model.count("/") != 1
+        if Path(model).is_file():
+            raise ValueError(f"model {model} is a file; give the pipeline folder that holds "
+                             "model_index.json (the folder `cfld convert --pretrained-sd`, "
+                             "`cfld train` or save_pretrained wrote)")
         if looks_local and not Path(model).is_dir():
             raise FileNotFoundError(
                 f"model folder not found: {model} (give {', '.join(SHIPPED_MODELS)}, a folder "

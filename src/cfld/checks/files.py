@@ -98,6 +98,8 @@ def read_text(path: str | os.PathLike, what: str = "file",
         raise ValueError(f"{what} {p} is {size / 2**20:.1f} MB; the limit is "
                          f"{max_bytes / 2**20:.0f} MB for this kind of file")
     data = p.read_bytes()
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):  # a BOM: UTF-16 (Windows editors save it)
+        raise ValueError(f"{what} {p} is UTF-16 text; save it as UTF-8")
     if b"\x00" in data[:8192]:
         raise ValueError(f"{what} {p} is a binary file, not text; give the text file itself")
     try:

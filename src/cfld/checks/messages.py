@@ -21,11 +21,15 @@ _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def format_warning(prefix: str, message: Warning | str, category: type[Warning],
                    filename: str) -> str:
-    """``PREFIX: warning: TEXT`` on one line; a warning from outside cfld also names its kind
-    and module (``(FutureWarning from diffusers)``), which is where its fix lies."""
+    """``PREFIX: warning: TEXT`` on one line; another kind of warning from outside cfld (a
+    library's FutureWarning, DeprecationWarning, ...) also names its kind and module
+    (``(FutureWarning from diffusers)``), which is where its fix lies."""
     text = " ".join(str(message).split())
     path = os.path.abspath(filename) if filename else _PACKAGE_DIR
-    if os.path.commonpath([_PACKAGE_DIR, path]) == _PACKAGE_DIR:
+    # cfld warns with UserWarning, often with stacklevel=2 (the caller's line): those, and
+    # anything raised inside the package, are cfld's words.
+    if issubclass(category, UserWarning) or os.path.commonpath([_PACKAGE_DIR, path]) == (
+            _PACKAGE_DIR):
         return f"{prefix}: warning: {text}\n"
     parts = path.replace("\\", "/").split("/")
     where = next((parts[i + 1] for i, p in enumerate(parts[:-1])
