@@ -253,3 +253,21 @@ def test_bad_arguments_exit_2_in_one_line(capsys, args, message):
     assert main(["distill", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_defaults_resolution_keeps_the_papers_for_a_teacher(teacher_pipe):
+    from cfld.pipelines.distilled import check_sampling_defaults, resolve_defaults
+
+    teacher = teacher_pipe.model
+    assert resolve_defaults(teacher, None) == {"num_inference_steps": 50,
+                                               "guidance_type": "uc_down_full",
+                                               "scale_pose": 2.0, "scale_app": 2.0}
+    assert teacher_pipe.config.sampling_defaults is None
+    recorded = {"num_inference_steps": 4, "scale_app": 3.0}
+    got = resolve_defaults(teacher, recorded, num_inference_steps=7, scale_pose=None)
+    assert got == {"num_inference_steps": 7, "guidance_type": "uc_down_full", "scale_pose": 2.0,
+                   "scale_app": 3.0}  # given > recorded > the paper's
+    with pytest.raises(ValueError, match="unknown sampling_defaults key"):
+        check_sampling_defaults({"steps": 4})
+    with pytest.raises(ValueError, match="num_inference_steps"):
+        check_sampling_defaults({"num_inference_steps": 0})
