@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -71,21 +72,46 @@ def _final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return load_file(str(run_dir / "checkpoints" / f"step_{STEPS:08d}" / "trainable.safetensors"))
 
 
+def _cut_after(run_dir: Path, copy: Path, step: int) -> Path:
+    """A copy of a finished run as a run stopped after checkpoint ``step`` would leave it."""
+    shutil.copytree(run_dir, copy)
+    for ckpt in (copy / "checkpoints").iterdir():
+        if int(ckpt.name.split("_")[1]) > step:
+            shutil.rmtree(ckpt)
+    return copy
+
+
 @pytest.fixture(scope="module")
-def two_process_runs(train_setup, tmp_path_factory):
+def one_process_run(train_setup, tmp_path_factory):
+    """1 process × 4 pairs (total batch 4), uninterrupted."""
+    out = tmp_path_factory.mktemp("dist_1x4") / "1x4"
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)  # a module fixture runs before the function-scoped _one_thread
+    try:
+        assert main(_train_args(train_setup, out, total_batch_size=4)) == 0
+    finally:
+        torch.set_num_threads(previous)
+    return out
+
+
+@pytest.fixture(scope="module")
+def two_process_runs(train_setup, one_process_run, tmp_path_factory):
     """Two runs of 2 processes × 2 pairs: one killed after its second checkpoint and resumed,
-    one uninterrupted.  The resumption and the uninterrupted run share one launch (one start-up
-    of the processes)."""
+    one uninterrupted; and the 1-process run, stopped after step 2, resumed on 2 processes.
+    The three share one launch (one start-up of the processes)."""
     base = tmp_path_factory.mktemp("dist_2x2")
     resumed, straight = base / "resumed", base / "straight"
+    from_one = _cut_after(one_process_run, base / "from_one", 2)
     args = _train_args(train_setup, resumed, batch_size=2)
     killed = run_until(torchrun_command(args),
                        lambda: (resumed / "checkpoints" / "step_00000002").is_dir())
     assert killed, "the run ended before it could be killed"
     unfinished = not (resumed / "checkpoints" / f"step_{STEPS:08d}").exists()
     done = run(driver_command([[*args, "--resume", "latest"],
-                               _train_args(train_setup, straight, batch_size=2)]))
-    return resumed, straight, done.stdout, unfinished
+                               _train_args(train_setup, straight, batch_size=2),
+                               [*_train_args(train_setup, from_one, total_batch_size=4),
+                                "--resume", "latest"]]))
+    return resumed, straight, done.stdout, unfinished, from_one
 
 
 # ------------------------------------------------------------------------------------ the pieces
@@ -188,43 +214,74 @@ def test_several_processes_in_groups_of_one_is_an_error(monkeypatch):
 
 
 # ------------------------------------------------------------------------------------ training
+def _assert_same_training(run_dir: Path, reference: Path) -> None:
+    """Final weights within 1e-5 relative error, losses within 1e-5 (float rounding only)."""
+    weights, want = _final_weights(run_dir), _final_weights(reference)
+    assert weights.keys() == want.keys()
+    num = sum(float(((weights[k] - v).double() ** 2).sum()) for k, v in want.items())
+    den = sum(float((v.double() ** 2).sum()) for v in want.values())
+    assert math.sqrt(num / den) <= 1e-5, run_dir
+    assert _losses(run_dir) == pytest.approx(_losses(reference), rel=1e-5)
+
+
 def test_total_batch_of_4_gives_the_same_weights_however_split(train_setup, two_process_runs,
-                                                              tmp_path):
+                                                              one_process_run, tmp_path):
     """1 process × 4 pairs, 2 processes × 2 pairs and 1 process × 2 pairs × 2 accumulation
     steps: the same pairs and the same per-sample draws, so the same weights after 6 Adam
     steps (float rounding only)."""
-    _, out2, stdout, _ = two_process_runs
+    _, out2, stdout, _, _ = two_process_runs
     record = json.loads((out2 / "config.json").read_text())
     assert (record["num_processes"], record["batch_size"], record["total_batch_size"]) == (2, 2, 4)
     summaries = [json.loads(ln) for ln in stdout.splitlines() if ln.startswith("{")]
-    assert len(summaries) == 2  # one per run, printed by the main process only
+    assert len(summaries) == 3  # one per run, printed by the main process only
     assert all((s["num_processes"], s["total_batch_size"]) == (2, 4) for s in summaries)
     assert "2 process(es) x 2 pairs x 1 accumulation step(s) = total batch 4" in stdout
 
-    assert main(_train_args(train_setup, tmp_path / "1x4", total_batch_size=4)) == 0
     assert main(_train_args(train_setup, tmp_path / "1x2x2", batch_size=2,
                             gradient_accumulation_steps=2)) == 0
-    reference = _final_weights(tmp_path / "1x4")
     for other in (out2, tmp_path / "1x2x2"):
-        weights = _final_weights(other)
-        assert weights.keys() == reference.keys()
-        num = sum(float(((weights[k] - v).double() ** 2).sum()) for k, v in reference.items())
-        den = sum(float((v.double() ** 2).sum()) for v in reference.values())
-        assert math.sqrt(num / den) <= 1e-5, other
-        assert _losses(other) == pytest.approx(_losses(tmp_path / "1x4"), rel=1e-5)
-    moved = load_file(str(tmp_path / "1x4" / "checkpoints" / "step_00000001" /
+        _assert_same_training(other, one_process_run)
+    reference = _final_weights(one_process_run)
+    moved = load_file(str(one_process_run / "checkpoints" / "step_00000001" /
                           "trainable.safetensors"))
     assert any(not torch.equal(moved[k], reference[k]) for k in reference)  # it did train
 
 
 def test_two_process_run_killed_and_resumed_logs_the_same_losses(two_process_runs):
-    resumed, straight, _, unfinished = two_process_runs
+    resumed, straight, _, unfinished, _ = two_process_runs
     assert unfinished  # it was killed before its last step
     assert _losses(resumed) == _losses(straight)  # bit for bit
     steps = [json.loads(ln)["step"] for ln in (resumed / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(1, STEPS + 1))
     final, want = _final_weights(resumed), _final_weights(straight)
     assert all(torch.equal(final[k], want[k]) for k in want)
+
+
+def test_resume_on_another_process_count_continues_the_same_steps(train_setup, two_process_runs,
+                                                                  one_process_run, tmp_path,
+                                                                  capsys):
+    """A checkpoint resumes on another process count at the same total batch (2 → 1 and 1 → 2
+    processes): the losses and weights of the uninterrupted run, up to float rounding.  Another
+    total batch is refused (exit 2), naming both process counts and the fix."""
+    _, straight, stdout, _, from_one = two_process_runs
+    assert "resuming a 1-process checkpoint on 2 process(es)" in stdout
+    assert json.loads((from_one / "config.json").read_text())["num_processes"] == 2
+    _assert_same_training(from_one, one_process_run)  # 1 → 2 processes
+    assert _losses(from_one)[:2] == _losses(one_process_run)[:2]  # kept from the 1-process run
+
+    to_one = _cut_after(straight, tmp_path / "to_one", 3)
+    capsys.readouterr()
+    # --batch-size 2 on 1 process is a total of 2: another step, refused.
+    assert main([*_train_args(train_setup, to_one, batch_size=2), "--resume", "latest"]) == 2
+    err = capsys.readouterr().err
+    assert "written by 2 process(es) at a total batch of 4" in err
+    assert "this run has 1 process(es) and a total batch of 2" in err
+    assert "--total-batch-size 4" in err
+    assert main([*_train_args(train_setup, to_one, total_batch_size=4), "--resume", "latest"]) == 0
+    assert "resuming a 2-process checkpoint on 1 process(es)" in capsys.readouterr().out
+    _assert_same_training(to_one, straight)  # 2 → 1 processes
+    steps = [json.loads(ln)["step"] for ln in (to_one / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, STEPS + 1))
 
 
 # ------------------------------------------------------------------------------------ generation
@@ -254,10 +311,11 @@ def reference_images(gen_setup, tmp_path_factory):
     return out
 
 
-def _generate_args(setup, out: Path) -> list[str]:
+def _generate_args(setup, out: Path, batch_size: int = 2) -> list[str]:
     root, model = setup
     return list(map(str, ["generate", "--model", model, "--pairs", root / PAIRS_TEST, "--data",
-                          root, "--out", out, "--steps", "4", "--batch-size", "2", "--seed", "3"]))
+                          root, "--out", out, "--steps", "4", "--batch-size", batch_size,
+                          "--seed", "3"]))
 
 
 def _evaluate_args(setup, generated: Path, out: Path) -> list[str]:
@@ -279,12 +337,13 @@ def test_generate_and_evaluate_on_two_processes_equal_one(gen_setup, reference_i
     assert sorted(p.name for p in one.glob("*.png")) == sorted(names)
     capsys.readouterr()
 
-    killed = run_until(torchrun_command(_generate_args(gen_setup, two)),
+    # --batch-size 3, not the reference's 2: each image is computed on its own (batch_invariant)
+    killed = run_until(torchrun_command(_generate_args(gen_setup, two, batch_size=3)),
                        lambda: len(list(two.glob("*.png"))) >= 2)
     assert killed, "the run ended before it could be killed"
     left = len(list(two.glob("*.png")))
     assert 2 <= left < len(names)
-    done = run(driver_command([_generate_args(gen_setup, two),
+    done = run(driver_command([_generate_args(gen_setup, two, batch_size=3),
                                _evaluate_args(gen_setup, two, tmp_path / "two.json")]))
     line = next(ln for ln in done.stdout.splitlines() if ln.startswith("done: "))
     m = re.match(r"done: (\d+) generated, (\d+) skipped \(already there\), 0 failed; "
@@ -332,6 +391,25 @@ def test_generate_pairs_limit_and_failures_leave_every_image_unchanged(gen_setup
     good = generated_name(*pairs[4]) + ".png"
     assert [p.name for p in mixed.iterdir()] == [good]
     assert (mixed / good).read_bytes() == (full / good).read_bytes()
+
+
+def test_generated_images_do_not_depend_on_the_batch_size(gen_setup, reference_images,
+                                                         tmp_path):
+    """``--batch-size`` 1, 3 and 4 (2 processes with 3: the test above) write the reference
+    run's PNGs (``--batch-size 2``) byte for byte: each image is computed on its own, in a call
+    of fixed shape (batch_invariant, the default).  ``--threads 1`` gives the 1-thread images
+    in a process that has 2 threads (images depend on the thread count, README "Scaling
+    out")."""
+    names = sorted(p.name for p in reference_images.glob("*.png"))
+    for batch in (1, 3, 4):
+        out = tmp_path / f"b{batch}"
+        torch.set_num_threads(2)  # restored by _one_thread
+        assert main([*_generate_args(gen_setup, out, batch_size=batch), "--threads", "1"]) == 0
+        assert torch.get_num_threads() == 1
+        assert sorted(p.name for p in out.iterdir()) == names
+        for name in names:
+            assert (out / name).read_bytes() == (reference_images / name).read_bytes(), (batch,
+                                                                                       name)
 
 
 def test_the_examples_are_valid_launch_files(tmp_path, capsys):

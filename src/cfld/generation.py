@@ -115,18 +115,28 @@ def generate_pairs(pipe: CFLDPipeline, root: str | os.PathLike,
                    pairs: Sequence[tuple[str, str]], out_dir: str | os.PathLike,
                    batch_size: int = 4, seed: int = 0, overwrite: bool = False,
                    log: Callable[[str], None] | None = None, progress: bool = True,
-                   procs: Processes | None = None, **pipe_kwargs: Any) -> GenerationSummary:
+                   procs: Processes | None = None, batch_invariant: bool = True,
+                   **pipe_kwargs: Any) -> GenerationSummary:
     """Generate every ``(source, target)`` pair of a DeepFashion-layout root (sources from
     ``test_highres/``, target poses from the test annotations) into ``out_dir``.
 
-    Each pair's noise comes from :func:`pair_generator` (``seed`` and the two names), and every
-    batch goes through the pipeline at ``batch_size`` rows (a short last batch is padded with
-    copies of its last pair, whose results are dropped): CPU kernels round by batch *shape*,
-    not by the batch mates' content, so an image does not depend on the process count, on
-    ``--limit`` or on where an interrupted run stopped.  (Another ``batch_size`` or thread count
-    can move a few pixel values by one level.)  With several processes
-    (:func:`cfld.distributed.processes`) the batches are shared round-robin; each image is
-    written once, atomically.
+    Each pair's noise comes from :func:`pair_generator` (``seed`` and the two names).  The
+    pairs are taken ``batch_size`` at a time; with several processes
+    (:func:`cfld.distributed.processes`) those batches are shared round-robin, and each image
+    is written once, atomically.
+
+    How a batch is computed (``batch_invariant``): matrix products and convolutions on CPU (and
+    GPU) may round a row differently depending on how many rows the call has, so an image
+    computed beside three others can differ by one level in a few pixel values from the same
+    image computed alone.  With ``batch_invariant`` (the default), every image goes through the
+    pipeline on its own, a micro-batch of fixed shape (one image; its guidance branches still
+    batched in one UNet call), so its computation never depends on which pairs share its batch:
+    the PNGs are the same for any ``batch_size``, process count, ``--limit`` or resume point.
+    Without it, a batch runs as one pipeline call of ``batch_size`` rows (a short last batch
+    padded with copies of its last pair, whose results are dropped): the same for any process
+    count, ``--limit`` or resume point at a fixed ``batch_size``, but another ``batch_size``
+    can move a few pixel values.  Neither mode makes images independent of the torch thread
+    count (README "Scaling out").
 
     Returns:
         The summary (on every process); failures are reported there, not raised.
@@ -163,19 +173,23 @@ def generate_pairs(pipe: CFLDPipeline, root: str | os.PathLike,
     done, my_failed = [], {}
     started = time.perf_counter()
     bar = tqdm(mine, desc="generate", unit="batch", disable=not (progress and procs.is_main))
+    # The rows of one pipeline call: one image, or the batch padded to batch_size rows.
+    calls = ((lambda b: [[p] for p in b]) if batch_invariant
+             else (lambda b: [b + b[-1:] * (batch_size - len(b))]))
     for batch in bar:
-        names = [generated_name(s, t) for s, t in batch]
-        rows = batch + batch[-1:] * (batch_size - len(batch))  # the same shape every time
-        try:
-            result = pipe([layout.image_dir(root, "test") / s for s, _ in rows],
-                          [annotations[t] for _, t in rows],
-                          generator=[pair_generator(seed, s, t) for s, t in rows], **pipe_kwargs)
-        except (ValueError, OSError, RuntimeError) as err:
-            my_failed.update((n, f"{type(err).__name__}: {err}") for n in names)
-            continue
-        for name, img in zip(names, result.images[:len(batch)], strict=True):
-            save_image_atomic(img, out_dir / f"{name}.png")
-            done.append(name)
+        for rows in calls(batch):
+            names = [generated_name(s, t) for s, t in rows[:len(batch)]]
+            try:
+                result = pipe([layout.image_dir(root, "test") / s for s, _ in rows],
+                              [annotations[t] for _, t in rows],
+                              generator=[pair_generator(seed, s, t) for s, t in rows],
+                              **pipe_kwargs)
+            except (ValueError, OSError, RuntimeError) as err:
+                my_failed.update((n, f"{type(err).__name__}: {err}") for n in names)
+                continue
+            for name, img in zip(names, result.images, strict=False):
+                save_image_atomic(img, out_dir / f"{name}.png")
+                done.append(name)
     shares = procs.gather((done, my_failed))
     summary = GenerationSummary(pairs=len(pairs), skipped=skipped, failed=dict(failed),
                                 seconds=time.perf_counter() - started)

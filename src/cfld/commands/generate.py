@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cfld.checks.numbers import BATCH_SIZE, LIMIT
+from cfld.checks.numbers import BATCH_SIZE, LIMIT, Number
 from cfld.commands._common import add_sampling_arguments, default_steps, require_files
+
+#: ``--threads``: torch CPU threads per process.
+THREADS = Number("threads", integer=True, lo=1, hi=1024, example="1")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -21,6 +24,10 @@ def run(args: argparse.Namespace) -> int:
     from cfld.sizes import parse_size
 
     single = args.source is not None or args.pose is not None
+    if args.threads is not None:  # before any torch work (README "Scaling out": thread count)
+        import torch
+
+        torch.set_num_threads(args.threads)
     if single == (args.pairs is not None):
         raise ValueError("give either --source and --pose (one image) or --pairs CSV --data ROOT "
                          "(batch mode)")
@@ -71,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     say = print if procs.is_main else (lambda _line: None)
     summary = generate_pairs(pipe, args.data, pairs, args.out, batch_size=args.batch_size,
                              seed=args.seed, overwrite=args.overwrite, log=say, procs=procs,
-                             **common)
+                             batch_invariant=args.batch_invariant, **common)
     for name, reason in sorted(summary.failed.items()):
         say(f"failed: {name}: {reason}")
     say(f"done: {summary.describe()} -> {args.out}")
@@ -112,7 +119,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--keep-square", action="store_true",
                    help="keep the generated square image (no resize to the evaluation size)")
     p.add_argument("--batch-size", type=BATCH_SIZE.arg(), default=4,
-                   help="batch mode: images per pipeline call")
+                   help="batch mode: pairs per unit of work (shared between processes); "
+                        "with --no-batch-invariant, images per pipeline call")
+    p.add_argument("--batch-invariant", action=argparse.BooleanOptionalAction, default=True,
+                   help="batch mode: compute every image on its own (its guidance branches in "
+                        "one UNet call), so the PNGs are bit-identical for any --batch-size, "
+                        "process count, --limit or resume point (default); "
+                        "--no-batch-invariant runs --batch-size images per call, and another "
+                        "--batch-size can then move a few pixel values by one level")
+    p.add_argument("--threads", type=THREADS.arg(), default=None, metavar="N",
+                   help="torch CPU threads per process (default: torch's, i.e. "
+                        "OMP_NUM_THREADS or the core count; torchrun sets 1 per process). "
+                        "CPU kernels round differently with another thread count: images are "
+                        "bit-identical only at the same thread count (README: Scaling out)")
     p.add_argument("--limit", type=LIMIT.arg(), default=None,
                    help="batch mode: first N pairs only")
     p.add_argument("--overwrite", action="store_true",

@@ -19,10 +19,10 @@ from cfld.training.objective import DROPOUT_MODES
 
 MIXED_PRECISION_MODES = ("no", "fp16", "bf16")
 #: Fields that must agree between an interrupted run and its resumption (the model, the data
-#: order or the random draws depend on them).
-RESUME_MUST_MATCH = ("preset", "trainable", "model_overrides", "batch_size", "total_batch_size",
-                     "gradient_accumulation_steps", "seed", "init_unet", "init_from",
-                     "pretrained_sd", "pretrained_swin", "data_root")
+#: order or the random draws depend on them).  The per-process ``batch_size`` and
+#: ``gradient_accumulation_steps`` may differ: a step is its total batch, however divided.
+RESUME_MUST_MATCH = ("preset", "trainable", "model_overrides", "total_batch_size", "seed",
+                     "init_unet", "init_from", "pretrained_sd", "pretrained_swin", "data_root")
 #: Facts a run writes into its config.json beside the fields (ignored when it is read back).
 RUN_RECORD_KEYS = ("num_processes",)
 TRAINABLE_CHOICES = ("official", "all")
