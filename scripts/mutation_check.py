@@ -304,6 +304,15 @@ MUTATIONS: list[Mutation] = [
              "x = (x * 255 - 128) / 128", "x = (x * 255 - 127.5) / 127.5",
              ("tests/test_metrics_fid.py::test_fid_extractor_feeds_its_net_tf_resized_tf_scaled_images",),
              "standard FID scales onto [-1, 1] instead of TF's [-1, 0.992]"),
+    Mutation("psnr_cap_halved", "src/cfld/metrics/scoring.py",
+             'PSNR = PairMetric("psnr", lambda pred, b: psnr(pred, b.gt), cap=PSNR_CAP_DB)',
+             'PSNR = PairMetric("psnr", lambda pred, b: psnr(pred, b.gt), cap=PSNR_CAP_DB / 2)',
+             ("tests/test_market.py::test_generate_and_evaluate_at_128x64",),
+             "identical pairs count as half the documented PSNR cap (the old finite-PSNR gate passed)"),
+    Mutation("identical_pairs_not_counted", "src/cfld/metrics/evaluate.py",
+             'n_identical = scores.count("model", "psnr", "capped")', "n_identical = 0",
+             ("tests/test_market.py::test_generate_and_evaluate_at_128x64",),
+             "evaluation reports no pixel-identical pairs when there are some"),
 ]
 
 
