@@ -185,6 +185,8 @@ SECOND: list[tuple[str, str, tuple[str, ...]]] = [
      ("fasion-resize-pairs-train.csv", "--overwrite")),
     ("c2-train-run-exists", "train --data {root} --out {exists_run}",
      ("already holds a training run", "--resume latest")),
+    ("c2-distill-run-exists", "distill --teacher {model_good} --data {root} --out {exists_run}",
+     ("already holds a training run", "--resume latest")),
     ("c2-grid-is-folder", GEN + " --out {exists_dir}/h.png --grid", ("h_grid.png", "folder")),
     ("c2-pose-skeleton-bmp", "pose {img_good} --out {out}/kp.json --skeleton {out}/s.bmp",
      ("s.bmp", "unsupported file type")),

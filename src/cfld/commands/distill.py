@@ -74,6 +74,9 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(json.dumps(config.to_dict(), indent=2, sort_keys=True))
         return 0
+    from cfld.checks.outputs import run_dir
+
+    run_dir(config.output_dir, resume=config.resume is not None)  # before any work
     from cfld.distributed import launched_rank
     from cfld.training.distill import distill
 
