@@ -37,6 +37,30 @@ class BatchPlan:
         first = (micro * self.processes + rank) * self.per_process
         return list(range(first, first + self.per_process))
 
+    def check_resume(self, saved_total: int | None, saved_processes: int, where: object,
+                     note: bool = False) -> None:
+        """Refuse to resume a checkpoint of another total batch (its steps differ).
+
+        Another process count or accumulation at the same total is fine: every draw of a step
+        comes from (seed, step, sample index) and the data order from (seed, epoch), not from
+        the per-process global RNG streams of the checkpoint, so the steps are the same up to
+        float rounding (bit for bit with the same division).  ``note`` prints that it happens.
+
+        Raises:
+            ValueError: naming both process counts, both totals and the fix.
+        """
+        if saved_total != self.total:
+            raise ValueError(
+                f"the checkpoint in {where} was written by {saved_processes} process(es) at a "
+                f"total batch of {saved_total} pairs per step; this run has {self.processes} "
+                f"process(es) and a total batch of {self.total} (total_batch_size: checkpoint "
+                f"{saved_total} vs now {self.total}): resume with --total-batch-size "
+                f"{saved_total} (any process count x accumulation steps that divides it)")
+        if note and saved_processes != self.processes:
+            print(f"cfld train: resuming a {saved_processes}-process checkpoint on "
+                  f"{self.processes} process(es) at the same total batch {self.total}: the same "
+                  "steps, equal up to float rounding", flush=True)
+
     def describe(self) -> str:
         """One line for the start of a run."""
         return (f"batch: {self.processes} process(es) x {self.per_process} pairs x "

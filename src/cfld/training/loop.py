@@ -206,15 +206,9 @@ def _resume(run: _Run) -> None:
     if run.ckpt_path is None:
         return
     weights, state = load_checkpoint(run.ckpt_path)
-    saved_world, saved_total = len(state["rng"]), state["config"].get("total_batch_size")
-    if saved_total != run.plan.total:  # the steps themselves would differ
-        raise ValueError(
-            f"the checkpoint in {run.ckpt_path} was written by {saved_world} process(es) at a "
-            f"total batch of {saved_total} pairs per step; this run has "
-            f"{run.accelerator.num_processes} process(es) and a total batch of {run.plan.total}"
-            f" (total_batch_size: checkpoint {saved_total} vs now {run.plan.total}): resume with"
-            f" --total-batch-size {saved_total} (any process count x accumulation steps that "
-            "divides it)")
+    saved_world = len(state["rng"])  # another process count is fine at the same total batch
+    run.plan.check_resume(state["config"].get("total_batch_size"), saved_world, run.ckpt_path,
+                          note=run.is_main)
     run.config.check_resumable(state["config"])
     if state["frozen_fingerprint"] != run.fingerprint:
         raise ValueError(f"the frozen weights differ from those of the run in {run.ckpt_path} "
@@ -222,15 +216,8 @@ def _resume(run: _Run) -> None:
     load_trainable_into(run.model, weights)
     run.optimizer.load_state_dict(state["optimizer"])
     run.lr_scheduler.load_state_dict(state["scheduler"])
-    world, rank = run.accelerator.num_processes, run.accelerator.process_index
-    # Another process count is fine at the same total batch: every draw of a step comes from
-    # (seed, step, sample index) and the data order from (seed, epoch), not from these global
-    # streams, so the steps are the same up to float rounding (bit for bit at the same count).
+    rank = run.accelerator.process_index  # the global streams feed no draw (check_resume)
     restore_rng_state(state["rng"][rank % saved_world])
-    if saved_world != world and run.is_main:
-        print(f"cfld train: resuming a {saved_world}-process checkpoint on {world} process(es) "
-              f"at the same total batch {saved_total}: the same steps, equal up to float "
-              "rounding", flush=True)
     run.position = TrainPosition(int(state["step"]), int(state["epoch"]),
                                  int(state["batch_in_epoch"]))
     run.last_ckpt, run.last_ckpt_step = run.ckpt_path, run.position.step
