@@ -313,6 +313,26 @@ MUTATIONS: list[Mutation] = [
              'n_identical = scores.count("model", "psnr", "capped")', "n_identical = 0",
              ("tests/test_market.py::test_generate_and_evaluate_at_128x64",),
              "evaluation reports no pixel-identical pairs when there are some"),
+    # ---------------------------------------------------------------- sampler choice (issue 21)
+    Mutation("sampler_grid_on_test_people", "benchmarks/bench_sampler_quality.py",
+             'val = held_out_pairs(pipe, Path(tmp) / "val", n_val, people, args.val_people_seed)',
+             'val = held_out_pairs(pipe, Path(tmp) / "val", n_val, people, args.test_people_seed)',
+             ("tests/test_bench_sampler_split.py::test_choice_on_validation_people_report_on_test_people",),
+             "the sampler is chosen on the test people"),
+    Mutation("sampler_report_on_validation_people", "benchmarks/bench_sampler_quality.py",
+             "**evaluate(pipe, test, test_configs, ref_steps, args.chunk)",
+             "**evaluate(pipe, val, test_configs, ref_steps, args.chunk)",
+             ("tests/test_bench_sampler_split.py::test_choice_on_validation_people_report_on_test_people",),
+             "the choice is reported on the validation people it was made on"),
+    Mutation("sampler_pick_most_steps", "benchmarks/bench_sampler_quality.py",
+             'pick = min(ok, key=lambda r: (r["steps"], -r["ssim"]))',
+             'pick = max(ok, key=lambda r: (r["steps"], -r["ssim"]))',
+             ("tests/test_bench_sampler_split.py::test_the_pick_is_the_fewest_steps_within_the_spread",),
+             "the pick is the slowest setting within the spread"),
+    Mutation("sampler_same_people_allowed", "benchmarks/bench_sampler_quality.py",
+             "if args.val_people_seed == args.test_people_seed:", "if False:",
+             ("tests/test_bench_sampler_split.py::test_refuses_shared_or_training_people",),
+             "validation and test may be the same people"),
 ]
 
 
