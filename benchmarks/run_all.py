@@ -31,6 +31,7 @@ BENCHMARKS = {
     "bench_sampler_quality": bench_sampler_quality.main,
     "bench_vs_authors": __import__("bench_vs_authors").main,  # issue 19
     "bench_fast_quality": __import__("bench_fast_quality").main,  # issue 19
+    "bench_scaling": __import__("bench_scaling").main,  # issue 18: 1 and 2 torchrun processes
 }
 
 

@@ -223,7 +223,7 @@ def test_fidelity_script_measures_within_the_required_tolerances(bench_modules, 
 def test_run_all_lists_every_script(bench_modules):
     assert set(bench_modules["run_all"].BENCHMARKS) == {
         "bench_sampling", "bench_limit", "bench_training", "bench_sampler_quality",
-        "bench_vs_authors", "bench_fast_quality"}
+        "bench_vs_authors", "bench_fast_quality", "bench_scaling"}
 
 
 def test_train_synthetic_refuses_a_finished_stage_with_other_settings(tmp_path):
