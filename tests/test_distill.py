@@ -134,6 +134,8 @@ def test_distillation_steps_lower_the_loss_on_a_fixed_batch(teacher_pipe, object
     student.unet.requires_grad_(True)
     module = DistillLoss(student, teacher, lcm_scheduler(teacher_pipe.scheduler.config),
                          objective).train()
+    assert student.unet.training and not student.decoder.training  # encoders: the teacher's
+    assert not teacher.training
     source, pose, _, _ = _inputs(teacher, batch=2, seed=1)
     g = torch.Generator().manual_seed(2)
     latents = torch.randn(4, 48, 16, 16, generator=g).clamp(-1, 1)

@@ -94,10 +94,14 @@ class DistillLoss(nn.Module):
         self.loss_kind, self.huber_c = loss, float(huber_c)
         self.kind = lcm.config.prediction_type
         self.register_buffer("alphas", lcm.alphas_cumprod.clone().float(), persistent=False)
+        self.train()
 
     def train(self, mode: bool = True) -> DistillLoss:
         super().train(mode)
         self.teacher.eval()  # the teacher never leaves eval mode
+        for name, child in self.model.named_children():
+            if name != "unet":  # the frozen conditioning stack: no dropout in the sample grids
+                child.eval()
         return self
 
     def conditions(self, img_cond: Tensor, pose_src: Tensor, pose_tgt: Tensor) -> CFLDConditions:
