@@ -188,3 +188,35 @@ def test_uploads_reach_the_checks_unopened_and_gradio_cleans_its_cache(app_ctx):
         {"background": {"path": text}, "layers": [], "composite": None})
     with pytest.raises(gr.Error, match="not a readable image"):
         editor.preprocess(payload)
+
+
+def test_a_served_upload_is_deleted_once_the_handler_has_read_it(app_ctx, tmp_path, monkeypatch):
+    """Through the real server (Gradio's upload route and queue): the uploaded photo is in
+    Gradio's cache only until Generate has read it; the result stays for the browser."""
+    import glob
+    import socket
+
+    client_mod = pytest.importorskip("gradio_client")
+    from cfld.animation import gallery_poses
+    from cfld.app import launch_app
+    from cfld.app.pose_editor import keypoints_to_table
+
+    cache = tmp_path / "gradio-cache"
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(cache))
+    demo = build_app(make_pixel_pipeline(), default_steps=1)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    _, url, _ = launch_app(demo, host="127.0.0.1", port=port, prevent_thread_lock=True)
+    try:
+        client = client_mod.Client(url, verbose=False, download_files=False)
+        table = {"headers": ["#", "joint", "y", "x"],
+                 "data": keypoints_to_table(gallery_poses()["walking"])}
+        result = client.predict(client_mod.handle_file(str(app_ctx["img"]["good"])), table, 1,
+                                2.0, 2.0, 0, "ddim", api_name="/generate_from_editor")
+        files = [os.path.basename(p) for p in glob.glob(str(cache / "**"), recursive=True)
+                 if os.path.isfile(p)]  # before close(), which empties Gradio's cache
+        assert os.path.isfile(result["path"])  # the result: kept for the browser to fetch
+    finally:
+        demo.close()
+    assert "good.png" not in files  # the upload: deleted once read
