@@ -277,6 +277,31 @@ def test_tensorboard_write_failures_warn_once_and_training_goes_on(tmp_path, cod
     assert "Traceback" not in capfd.readouterr().err  # the writer thread's is not printed
 
 
+def test_training_goes_on_when_tensorboard_cannot_write(tmp_path, monkeypatch):
+    """The trainer's writer is the guarded one: a full log disk is one warning, the run ends
+    normally and every step is in metrics.jsonl."""
+    import tensorboard.summary.writer.record_writer as record_writer
+
+    from cfld.data.synthetic import make_sample_root
+
+    root = make_sample_root(tmp_path / "root", people=1, poses=2, size=(64, 44), seed=0,
+                            test_people=1)
+
+    def full(self, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(record_writer.RecordWriter, "write", full)
+    out = tmp_path / "run"
+    with pytest.warns(UserWarning, match="TensorBoard logging stopped.*no space left") as seen:
+        code = main(["train", "--data", str(root), "--out", str(out), "--max-steps", "3",
+                     "--batch-size", "1", "--sample-every", "-1", "--no-progress",
+                     "--log-every", "1", "--checkpoint-every", "0", "--no-export"])
+    assert code == 0
+    assert sum("TensorBoard" in str(w.message) for w in seen) == 1
+    steps = [json.loads(ln)["step"] for ln in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3]
+
+
 def test_tensorboard_that_cannot_open_is_a_warning(tmp_path):
     from cfld.checks.tensorboard import GuardedWriter
 
