@@ -15,7 +15,9 @@ How to register a figure:
   ``table`` (0, 1, ...) picks among the section's tables when a row label repeats.
 - a number in prose:  ``Prose(section, text, source, key, fmt)`` — ``text`` is the sentence
   piece around the figure with ``{}`` where it goes; the README must contain it verbatim
-  (spaces and line breaks normalised).
+  (spaces and line breaks normalised); section ``TOP`` is the introduction.
+- ``key`` may end in ``[*]...``: the list over every item (or dict value); ``max_sci1`` formats
+  its largest.
 - ``key`` is a path into the JSON: ``a.b.c``, list items ``rows[0]``, or a list item picked by
   its fields ``rows[variant=ours_fp32]`` (``,`` joins conditions). ``fmt`` is a format string
   ("{:.3f}", "{:,}") or one of FORMATS ("sci1": 1.9e-7, "pct": 92 for 0.92, "tflop3": 2.394 for
@@ -31,6 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+TOP = "(before the first section)"  # the introduction above ``## Set-up``
 PARAMS = "The model (paper Fig. 2) and its parameter counts"
 FIDELITY = "Fidelity to the authors' code"
 SHIPPED = "The shipped small model"
@@ -91,6 +94,7 @@ FORMATS = {
     "pct": lambda v: f"{100 * v:.0f}",
     "int_commas": lambda v: f"{int(v):,}",
     "count": lambda v: str(len(v)),
+    "max_sci1": lambda v: _sci(max(v), 1),  # the largest of a list (a ``[*]`` key)
 }
 
 
@@ -143,7 +147,11 @@ def _fidelity() -> list:
     for r, k in rows.items():
         out.append(Cell(FIDELITY, r, "max relative", src, f"rows.{k}.max_rel_error", "sci1"))
         out.append(Cell(FIDELITY, r, "required", src, f"rows.{k}.required", "sci0"))
-    out += [Cell(FIDELITY, "train mode", "max relative", src,
+    out += [Prose(TOP, "reproduced to a relative error of at most {} in float32", src,
+                  "rows[*].max_rel_error", "max_sci1"),
+            Prose(FIDELITY, "`python benchmarks/fidelity.py --threads {}`", src,
+                  "machine.torch_threads"),
+            Cell(FIDELITY, "train mode", "max relative", src,
                  "rows.train_noise_pred.max_rel_error", "sci1", 0),
             Cell(FIDELITY, "train mode", "max relative", src,
                  "rows.train_loss.max_rel_error", "sci1", 1),
@@ -267,11 +275,16 @@ def _perf_training() -> list:
 
 
 def _perf_samplers() -> list:
-    """Fast samplers (bench_sampler_quality.json)."""
+    """Fast samplers (bench_sampler_quality.json): the table and the pick from the validation
+    people (top-level keys), the reported figures from the test people (``test``)."""
     sq, out = SQ, []
-    out += [Prose(PERF, "{} unseen pairs", sq, "pairs"),
-            Prose(PERF, "unseen pairs ({} people)", sq, "held_out_people"),
-            Prose(PERF, "DDPM-50 seed-0 run, {} CPU thread", sq, "machine.torch_threads")]
+    out += [Prose(PERF, "`python benchmarks/bench_sampler_quality.py --threads {}`", sq,
+                  "machine.torch_threads"),
+            Prose(PERF, "on {} pairs of validation people", sq, "pairs"),
+            Prose(PERF, "validation people ({} people, seed", sq, "held_out_people"),
+            Prose(PERF, "people, seed {}) and *reported*", sq, "validation_people_seed"),
+            Prose(PERF, "on {} pairs of other, test people", sq, "test.pairs"),
+            Prose(PERF, "test people (seed {}), so the reported", sq, "test.people_seed")]
     table = [("DDPM (paper)", "ddpm", [50]), ("DDPM|10 / 15", "ddpm", [10, 15]),
              ("**DDPM**", "ddpm", [20]), ("DDPM|25", "ddpm", [25]),
              ("DDIM", "ddim", [10, 20]), ("DPM-Solver++", "dpm", [10, 20]),
@@ -279,18 +292,30 @@ def _perf_samplers() -> list:
     for label, sampler, steps in table:
         for i, n in enumerate(steps):
             sel = f"rows[sampler={sampler},steps={n}]"
-            out += [Cell(PERF, label, "UNet evaluations", sq, f"{sel}.unet_evals_per_image",
+            out += [Cell(PERF, label, "steps", sq, f"{sel}.steps", "{}", i),
+                    Cell(PERF, label, "UNet evaluations", sq, f"{sel}.unet_evals_per_image",
                          "{}", i),
                     Cell(PERF, label, "SSIM", sq, f"{sel}.ssim", "{:.3f}", i),
                     Cell(PERF, label, "silhouette IoU", sq, f"{sel}.iou", "{:.3f}", i)]
+    ref, pick, demo = ("test.rows[sampler=ddpm,steps=50]", "test.rows[sampler=ddim,steps=10]",
+                       "test.rows[sampler=ddpm,steps=20]")
     out += [
-        Prose(PERF, "spread is {} SSIM", sq, "seed_spread.ssim", "{:.4f}"),
-        Prose(PERF, "SSIM and {} IoU", sq, "seed_spread.iou", "{:.4f}"),
+        Prose(PERF, "validation people is {} SSIM", sq, "seed_spread.ssim", "{:.4f}"),
+        Prose(PERF, "SSIM and {} IoU. That is", sq, "seed_spread.iou", "{:.4f}"),
         Prose(PERF, "`cfld demo` uses): {}× fewer UNet calls than DDPM-50", sq,
               "rows[sampler=ddpm,steps=50].unet_evals_per_image", "{:.1f}",
               per="rows[sampler=ddpm,steps=20].unet_evals_per_image"),
-        Prose(PERF, "DDPM-{} is the fastest setting inside the spread", sq, "pick.steps"),
-        Prose(PERF, "(the script's pick, {}× fewer UNet", sq, "pick.speedup_vs_ddpm50", "{:.0f}"),
+        Prose(PERF, "spread, is DDIM-{} (", sq, "pick.steps"),
+        Prose(PERF, "({}× fewer UNet calls; it", sq, "pick.speedup_vs_ddpm50", "{:.0f}"),
+        Prose(PERF, "ties DDPM-10, {} SSIM,", sq, "rows[sampler=ddpm,steps=10].ssim", "{:.3f}"),
+        Prose(PERF, "DDPM-50 scores {} SSIM and", sq, f"{ref}.ssim", "{:.3f}"),
+        Prose(PERF, "SSIM and {} IoU (spread", sq, f"{ref}.iou", "{:.3f}"),
+        Prose(PERF, "(spread {} /", sq, "test.seed_spread.ssim", "{:.4f}"),
+        Prose(PERF, "/ {}), the pick", sq, "test.seed_spread.iou", "{:.4f}"),
+        Prose(PERF, "the pick DDIM-10 {} and", sq, f"{pick}.ssim", "{:.3f}"),
+        Prose(PERF, "and {}, inside the test spread", sq, f"{pick}.iou", "{:.3f}"),
+        Prose(PERF, "DDPM-20 {} and", sq, f"{demo}.ssim", "{:.3f}"),
+        Prose(PERF, "and {}, inside it too", sq, f"{demo}.iou", "{:.3f}"),
     ]
     return out
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from readme_claims import CLAIMS, LIVE, QUOTED, STRICT_SECTIONS, Cell, Prose, format_value
+from readme_claims import CLAIMS, LIVE, QUOTED, STRICT_SECTIONS, TOP, Cell, Prose, format_value
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
@@ -22,9 +22,9 @@ NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?(?![\w])")
 
 # ------------------------------------------------------------------------------ reading README
 def sections(text: str) -> dict[str, str]:
-    """``## heading`` → its text (up to the next ``##``)."""
+    """``## heading`` → its text (up to the next ``##``); TOP → the text before the first."""
     parts = re.split(r"^## (.+)$", text, flags=re.M)
-    return {parts[i].strip(): parts[i + 1] for i in range(1, len(parts), 2)}
+    return {TOP: parts[0], **{parts[i].strip(): parts[i + 1] for i in range(1, len(parts), 2)}}
 
 
 def tables(section: str) -> list[dict[str, Any]]:
@@ -87,7 +87,12 @@ def load_source(source: str) -> Any:
 
 def lookup(data: Any, key: str) -> Any:
     """``a.b[0].c`` or ``rows[variant=x,steps=2].s`` into nested dicts/lists."""
-    for part in re.findall(r"[^.\[\]]+|\[[^\]]*\]", key):
+    parts = re.findall(r"[^.\[\]]+|\[[^\]]*\]", key)
+    for n, part in enumerate(parts):
+        if part == "[*]":  # every item (list) or value (dict): the rest of the key from each
+            items = data.values() if isinstance(data, dict) else data
+            rest = "".join(p if p.startswith("[") else "." + p for p in parts[n + 1:])
+            return [lookup(item, rest.lstrip(".")) if rest else item for item in items]
         if part.startswith("["):
             inner = part[1:-1]
             if "=" not in inner:
@@ -177,10 +182,28 @@ def test_the_checks_see_a_wrong_and_an_unregistered_number():
     assert len(unregistered_numbers("S", text, claims[:1])) == 3
 
 
+def backing_results() -> list[str]:
+    """The result files behind the README: every registered figure's source, and every file
+    of benchmarks/results/ the README names (``results/x.json``, ``probe_y.json``; not globs)."""
+    named = set(re.findall(r"[\w/.-]+\.json", README.read_text()))
+    files = {str(p.relative_to(RESULTS)) for p in RESULTS.rglob("*.json")}
+    found = {f for f in files for m in named
+             if ("/" + f).endswith("/" + m) or m.endswith("results/" + f)}
+    return sorted(found | {c.source for c in CLAIMS if not c.source.startswith("live:")})
+
+
 def test_results_record_how_they_were_made():
-    """Each timing result the README cites records the command, threads, CPU and load."""
-    for source in sorted({c.source for c in CLAIMS if not c.source.startswith("live:")}):
-        machine = load_source(source).get("machine", {})
+    """Each result the README cites records the command that made it; each timing result also
+    its threads, CPU and load."""
+    sources = backing_results()
+    assert {"bench_sampler_quality.json", "shipped_model_quality.json",
+            "appearance/probe_shipped_v1_people90210.json"} <= set(sources)
+    for source in sources:
+        data = load_source(source)
+        machine = data.get("machine", {})
+        command = data.get("command") or machine.get("command")
+        assert isinstance(command, str) and command.startswith("python "), (
+            f"{source}: no command recorded (top-level or machine.command)")
         if source.startswith(("bench_", "fidelity")):
             for field in ("torch_threads", "cpu", "load_average_at_start"):
                 assert machine.get(field) is not None, f"{source}: machine.{field} missing"
@@ -191,6 +214,9 @@ def test_lookup_and_formats():
             "k": {"z": [7, 8]}}
     assert lookup(data, "rows[v=b].x") == 0.5 and lookup(data, "k.z[1]") == 8
     assert lookup(data, "rows[v=a,n=2].x") == 1.23456
+    assert lookup(data, "rows[*].n") == [2, 3] and lookup({"r": {"a": {"e": 1}, "b": {"e": 4}}},
+                                                          "r[*].e") == [1, 4]
+    assert format_value([1.2e-7, 1.39e-6, 0.0], "max_sci1") == "1.4e-6"
     assert format_value(1.94e-7, "sci1") == "1.9e-7" and format_value(0.922, "pct") == "92"
     assert format_value(2394349240320, "{:.3f}", 1e-12) == "2.394"
     assert NUMBER.findall("fp32 + W_k 3 (3) 1.9e-7 / 10,321,920 of 859,520,964") == [
