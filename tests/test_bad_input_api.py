@@ -303,6 +303,12 @@ SECOND = [
         c["m2"]["index_list"]), ValueError, "JSON object"),
     ("c2-pipeline-config-nan", lambda c, t: type(c["pipe"]).from_pretrained(
         c["m2"]["config_nan"]), ValueError, "NaN"),
+    ("c2-torch-load-png", lambda c, t: load_torch_file(c["img"]["good"]), ValueError,
+     "not a PyTorch weights file .*PNG image"),
+    ("c2-torch-load-empty", lambda c, t: load_torch_file(c["odd"]["empty"]), ValueError,
+     "an empty file"),
+    ("c2-torch-load-safetensors", lambda c, t: load_torch_file(c["m2"]["as_file"]), ValueError,
+     "give it a .safetensors name"),
     ("c2-load-pipeline-file", lambda c, t: _api("cfld.shipped", "load_pipeline")(
         str(c["m2"]["as_file"])), ValueError, "is a file"),
 ]

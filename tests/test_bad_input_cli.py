@@ -244,6 +244,15 @@ SECOND: list[tuple[str, str, tuple[str, ...]]] = [
     ("c2-model-no-vae-folder", GEN + " --out {out}/o.png --model {m2_no_vae_folder}",
      ("'vae'", "missing")),
     ("c2-convert-missing", "convert --official {corpus}/none --out {out}", ("not found",)),
+    # ---- other files given as weights: named by what they are, not as refused payloads
+    ("c2-swin-weights-png", "train --data {root} --out {out} --max-steps 1 --pretrained-swin "
+     "{img_good}", ("Swin weights", "looks like a PNG image")),
+    ("c2-inception-weights-png", "evaluate --generated {gen} --data {root} --out {out}/m.json "
+     "--no-progress --inception-weights {img_good}", ("Inception weights", "a PNG image")),
+    ("c2-lpips-weights-text", "evaluate --generated {gen} --data {root} --out {out}/m.json "
+     "--no-progress --lpips-weights {exists_json}", ("LPIPS weights", "a text file")),
+    ("c2-fid-cache-is-file", "evaluate --generated {gen} --data {root} --out {out}/m.json "
+     "--no-progress --fid-stats-cache {img_good}", ("--fid-stats-cache", "give a folder")),
 ]
 CASES += SECOND
 
@@ -251,6 +260,7 @@ CASES += SECOND
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> dict[str, str]:
     """Every file the cases name, made here; the placeholders of the command lines."""
+    from cfld.data.formats import PAIRS_TEST, generated_name, read_pairs
     from cfld.data.synthetic import make_sample_root
 
     base = tmp_path_factory.mktemp("corpus")
@@ -281,6 +291,11 @@ def corpus(tmp_path_factory) -> dict[str, str]:
     (base / "exists_run").mkdir()  # an earlier training run (killed before its checkpoint)
     (base / "exists_run" / "config.json").write_text("{}")
     (base / "exists_run" / "metrics.jsonl").write_text('{"step": 1, "loss": 0.5}\n')
+    gen = base / "generated"  # the test pairs' ground truth, as generated images
+    gen.mkdir()
+    for a, b in read_pairs(root / PAIRS_TEST):
+        Image.open(root / "test_highres" / b).save(gen / f"{generated_name(a, b)}.png")
+    ctx["gen"] = gen
     ctx.update(exists_dir=base / "exists", exists_png=base / "exists.png",
                exists_json=base / "exists.json", exists_demo=base / "exists_demo",
                exists_run=base / "exists_run")

@@ -110,6 +110,13 @@ def load_torch_file(path: str | os.PathLike, what: str = "weights file") -> Any:
     import torch
 
     p = input_file(path, what)
+    with open(p, "rb") as fh:
+        head = fh.read(16)
+    # torch.save writes a zip archive (PK..), older versions a pickle (protocol byte 0x80):
+    # anything else is another kind of file, not a payload to refuse.
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):
+        raise ValueError(f"{what} {p} is not a PyTorch weights file (it looks like "
+                         f"{_file_kind(head)}); give the .pth/.bin/.pt file of the weights")
     try:
         return torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -122,6 +129,23 @@ def load_torch_file(path: str | os.PathLike, what: str = "weights file") -> Any:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(f"{what} {p} is not a readable PyTorch weights file (truncated or "
                          f"another format: {first[:200]}); re-download or re-export it") from None
+
+
+def _file_kind(head: bytes) -> str:
+    """What a file is, from its first bytes (for messages)."""
+    kinds = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"),
+             (b"GIF8", "a GIF image"), (b"RIFF", "a WEBP image or other RIFF file"),
+             (b"\x1f\x8b", "a gzip archive"), (b"\x89HDF", "an HDF5/Keras file"))
+    for magic, kind in kinds:
+        if head.startswith(magic):
+            return kind
+    if len(head) >= 10 and head[8:10] == b'{"':
+        return "a safetensors file: give it a .safetensors name"
+    if not head:
+        return "an empty file"
+    if all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        return "a text file"
+    return "another format"
 
 
 def load_weights(path: str | os.PathLike, what: str = "weights file") -> Any:
