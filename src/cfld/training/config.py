@@ -86,6 +86,7 @@ class TrainConfig:
         keep_checkpoints: Checkpoints kept (the newest).
         num_workers: DataLoader workers.
         resume: A checkpoint folder, a run folder, ``"latest"`` (in ``output_dir``) or None.
+            Another process count may resume it at the same ``total_batch_size``.
         export: Write the final model folder (``output_dir/model``).
         progress: Show a tqdm progress bar.
     """
