@@ -20,7 +20,7 @@ part-colour error for the true and the swapped source: :func:`cfld.demo.score_pa
     python benchmarks/bench_fast_sampler.py                      # shipped model, untrained student
     python benchmarks/bench_fast_sampler.py --student runs/fast/model
     python benchmarks/bench_fast_sampler.py --teacher runs/f1/model --student runs/f1-fast/model
-    python benchmarks/bench_fast_sampler.py --quick              # 2 images, 1 run, 4 frames
+    python benchmarks/bench_fast_sampler.py --quick              # tiny random teacher, 1 image
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def per_image(pipe: Any, source: torch.Tensor, pose: torch.Tensor, runs: int,
                    **kwargs)
         evals.append(out.unet_evals_per_image)
 
-    timing = common.timed_runs(call, runs=runs, warmup=1)
+    timing = common.timed_runs(call, runs=runs, warmup=1 if runs > 1 else 0)
     n = source.shape[0]
     return {"unet_evals_per_image": evals[-1], "seconds_per_image": timing["median"] / n,
             "seconds_per_image_runs": [t / n for t in timing["runs"]], **kwargs}
@@ -112,23 +112,30 @@ def quality(teacher: Any, student: Any, pairs: int, seed: int) -> dict[str, Any]
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = common.parser(__doc__.split("\n")[0], default_preset="synthetic")
-    p.add_argument("--teacher", default="cfld-synthetic",
+    p.add_argument("--teacher", default=None,
                    help="guided pipeline folder or shipped model name (default: the shipped "
-                        "model, src/cfld/assets/cfld-synthetic)")
+                        "model, src/cfld/assets/cfld-synthetic; --quick: the tiny preset with "
+                        "random weights)")
     p.add_argument("--student", default=None,
                    help="distilled pipeline folder (default: the untrained student)")
     p.add_argument("--images", type=int, default=4, help="images per batch (default 4)")
     p.add_argument("--runs", type=int, default=3, help="timed calls per setting (default 3)")
     p.add_argument("--frames", type=int, default=16, help="animation frames (default 16)")
+    p.add_argument("--student-note", default=None,
+                   help="how the student was made (recorded in the result, e.g. its command)")
     p.add_argument("--quality-pairs", type=int, default=0,
                    help="also score N unseen pairs (default 0: timings only)")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     if args.quick:
-        args.images, args.runs, args.frames, args.quality_pairs = 2, 1, 4, 0
+        args.images, args.runs, args.frames, args.quality_pairs = 1, 1, 2, 0
     device = common.setup(args, "bench_fast_sampler")
-    teacher = load(args.teacher).to(device)
+    if args.teacher is None and args.quick:  # proves the script works in seconds (CI)
+        args.teacher, teacher = "tiny (random weights)", common.build_pipeline("tiny", device)
+    else:
+        args.teacher = args.teacher or "cfld-synthetic"
+        teacher = load(args.teacher).to(device)
     student = (load(args.student) if args.student else untrained_student(teacher)).to(device)
     source, pose = common.make_inputs(teacher, args.images, args.seed)
     rows: dict[str, dict[str, Any]] = {
@@ -147,8 +154,10 @@ def main() -> None:
                  "student_default": per_frame(student, source, args.frames, None)}
     result = {
         "benchmark": "bench_fast_sampler",
+        "quick": bool(args.quick),
         "teacher": args.teacher,
         "student": args.student or "untrained (teacher + zero guidance embedding): timings only",
+        "student_note": args.student_note,
         "student_defaults": dict(student.config.sampling_defaults or {}),
         "images_per_batch": args.images,
         "runs": args.runs,

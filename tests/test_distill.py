@@ -273,3 +273,26 @@ def test_defaults_resolution_keeps_the_papers_for_a_teacher(teacher_pipe):
         check_sampling_defaults({"steps": 4})
     with pytest.raises(ValueError, match="num_inference_steps"):
         check_sampling_defaults({"num_inference_steps": 0})
+
+
+def test_bench_fast_sampler_quick_counts_the_unet_evaluations(tmp_path):
+    """benchmarks/bench_fast_sampler.py --quick (tiny random teacher, its untrained student): the
+    evaluation counts are the pipeline's own (3 per teacher step, 1 per student step)."""
+    import sys
+
+    bench = str(Path(__file__).resolve().parents[1] / "benchmarks")
+    sys.path.insert(0, bench)
+    try:
+        import bench_fast_sampler
+    finally:
+        sys.path.remove(bench)
+    out = tmp_path / "fast.json"
+    bench_fast_sampler.main(["--quick", "--threads", "1", "--out", str(out)])
+    data = json.loads(out.read_text())
+    evals = {k: v["unet_evals_per_image"] for k, v in data["per_image"].items()}
+    assert evals == {"teacher_ddpm50": 150, "teacher_ddpm20": 60, "student_lcm1": 1,
+                     "student_lcm2": 2, "student_lcm4": 4, "student_lcm8": 8}
+    assert data["quick"] and data["machine"]["command"].startswith("python benchmarks/bench_fast")
+    assert all(v["seconds_per_image"] > 0 for v in data["per_image"].values())
+    assert data["animation"]["student_default"]["num_inference_steps"] == 4
+    assert data["animation"]["teacher_ddpm20"]["frames"] == 2
