@@ -255,9 +255,9 @@ def write_more_models(folder: Path, good: Path) -> dict[str, Path]:
 
 
 def symlinked_root(folder: Path, root: Path, outside: Path) -> dict[str, Path]:
-    """Copies of ``root``: ``escape`` with a test image replaced by a symbolic link to
-    ``outside`` (a file outside the root), ``linked_dir`` whose test image folder is itself a
-    link to a folder elsewhere (fine: the data root may live on another disk)."""
+    """Copies of ``root``: ``escape`` with a test and a training image replaced by symbolic
+    links to ``outside`` (a file outside the root), ``linked_dir`` whose test image folder is
+    itself a link to a folder elsewhere (fine: the data root may live on another disk)."""
     from cfld.data import PAIRS_TEST
 
     escape = folder / "escape_root"
@@ -266,6 +266,9 @@ def symlinked_root(folder: Path, root: Path, outside: Path) -> dict[str, Path]:
     victim = escape / "test_highres" / first
     victim.unlink()
     victim.symlink_to(outside)
+    trained = sorted((escape / "train_highres").iterdir())[0]  # read by the FID reference
+    trained.unlink()
+    trained.symlink_to(outside)
     linked = folder / "linked_dir_root"
     shutil.copytree(root, linked)
     shutil.move(str(linked / "test_highres"), str(folder / "elsewhere_test_highres"))

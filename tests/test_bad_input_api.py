@@ -285,6 +285,9 @@ SECOND = [
     ("c2-generate-pairs-symlink", lambda c, t: _api("cfld.generation", "generate_pairs")(
         c["pipe"], c["link"]["escape"], read_pairs(c["link"]["escape_pairs"]), t), ValueError,
      "copy the file into the root"),
+    ("c2-fid-reference-symlink", lambda c, t: _api("cfld.metrics.reference", "reference_stats")(
+        c["link"]["escape"], (64, 44), {}, t / "cache", 2, False, print), ValueError,
+     "training image .*symbolic link"),
     ("c2-inside-root-dotdot", lambda c, t: inside_root(c["root"], "a/../../x.jpg"), ValueError,
      "outside the data root"),
     ("c2-inside-root-drive", lambda c, t: inside_root(c["root"], "C:/x.jpg"), ValueError,

@@ -193,6 +193,8 @@ SECOND: list[tuple[str, str, tuple[str, ...]]] = [
     # ---- paths: a symbolic link out of the data root
     ("c2-pairs-symlink-escape", "generate --model {model_good} --pairs {link_escape_pairs} "
      "--data {link_escape} --out {out} --steps 1", ("symbolic link", "copy the file into")),
+    ("c2-evaluate-symlink-escape", "evaluate --generated {gen} --data {link_escape} --out "
+     "{out}/m.json --no-progress", ("ground-truth image", "symbolic link")),
     # ---- numbers: overflow, other spellings, impossible sizes
     ("c2-scale-overflow", GEN + " --out {out}/o.png --scale-pose 1e309",
      ("--scale-pose", "finite")),

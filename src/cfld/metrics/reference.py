@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from cfld.checks.files import inside_root
 from cfld.data.images import list_images, load_image, to_tensor
 from cfld.data.layouts import detect_layout
 from cfld.distributed import Processes, map_ordered
@@ -52,7 +53,9 @@ def reference_stats(
             f"{train_dir} not found: the FID reference is every training image (fidelity §8); "
             f"use --fid-reference test-gt to compare with the test ground truth instead"
         )
-    files = list_images(train_dir)
+    # Every training image, each inside the root (a link out of it is refused, as for names).
+    files = [inside_root(root, p.name, "training image", folder=train_dir.name)
+             for p in list_images(train_dir)]
     if len(files) < 2:
         raise ValueError(f"{train_dir}: FID needs at least 2 training images, found {len(files)}")
     listing = [f"{p.name}|{p.stat().st_size}|{p.stat().st_mtime_ns}" for p in files]
