@@ -124,18 +124,26 @@ def test_animate_frames_same_noise_and_gif(pipe, tmp_path):
         save_video(images, tmp_path / "z.avi")
 
 
-def test_cli_animate(pipe, tmp_path, capsys):
+def test_cli_animate_writes_the_library_frames(pipe, tmp_path, capsys):
+    """`cfld animate`: the frame PNGs are animate() on the saved model with the flags' poses,
+    steps, guidance and seed; the GIF has one frame per pose at 1/fps seconds each."""
     pipe.save_pretrained(tmp_path / "model")
     poses = list(gallery_poses().values())[:2]
     save_pose_sequence(poses, tmp_path / "seq.json")
     photo().save(tmp_path / "src.png")
     args = ["animate", "--source", str(tmp_path / "src.png"), "--poses",
             str(tmp_path / "seq.json"), "--out", str(tmp_path / "out"), "--fps", "4",
-            "--model", str(tmp_path / "model"), "--steps", "1", "--guidance-type", "none"]
+            "--model", str(tmp_path / "model"), "--steps", "1", "--guidance-type", "none",
+            "--seed", "3"]
     assert main([*args, "--mp4", str(tmp_path / "out" / "anim.mp4")]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "anim.mp4", "animation.gif", "frame_0000.png", "frame_0001.png"]
+    want = animate(pipe, photo(), poses, generator=torch.Generator().manual_seed(3), **FAST)
+    for i, frame in enumerate(want):
+        with Image.open(tmp_path / "out" / f"frame_{i:04d}.png") as img:
+            np.testing.assert_array_equal(np.asarray(img.convert("RGB")), np.asarray(frame))
+    assert not np.array_equal(np.asarray(want[0]), np.asarray(want[1]))  # the poses differ
     with Image.open(tmp_path / "out" / "animation.gif") as g:
-        assert g.n_frames == 2
+        assert g.n_frames == 2 and g.info["duration"] == 250
     assert main([*args[:4], str(tmp_path / "missing"), *args[5:]]) == 2
     assert "not found" in capsys.readouterr().err

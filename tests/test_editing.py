@@ -169,7 +169,8 @@ def model_dir(pipe, tmp_path_factory):
     return out
 
 
-def test_cli_edit_style_and_interpolate(model_dir, pose, tmp_path, capsys):
+def test_cli_edit_style_and_interpolate_write_the_library_results(model_dir, pipe, pose,
+                                                                 tmp_path, capsys):
     photo(1).save(tmp_path / "ref.png")
     photo(2).save(tmp_path / "new.png")
     pose.to_json(tmp_path / "kp.json")
@@ -179,13 +180,24 @@ def test_cli_edit_style_and_interpolate(model_dir, pose, tmp_path, capsys):
                  "upper_clothes,arms", "--source", str(tmp_path / "new.png"), "--pose",
                  str(tmp_path / "kp.json"), "--out", str(tmp_path / "styled.png"),
                  *common]) == 0
+    # The files are the library calls with the flags' settings (the saved model = ``pipe``):
+    # the parts, the reference's pose, both photos, 1 step, no guidance, seed 1.
+    settings = dict(num_inference_steps=1, guidance_type="none")
+    want = style_transfer(pipe, photo(1), ["upper_clothes", "arms"], photo(2), generator=gen(1),
+                          reference_pose=pose, **settings)[0]
     with Image.open(tmp_path / "styled.png") as img:
         assert img.size == (44, 64)
+        np.testing.assert_array_equal(np.asarray(img.convert("RGB")), np.asarray(want))
     assert main(["edit", "interpolate", "--source-a", str(tmp_path / "ref.png"),
                  "--source-b", str(tmp_path / "new.png"), "--pose", str(tmp_path / "kp.json"),
                  "--frames", "2", "--out", str(tmp_path / "interp"), *common]) == 0
     assert sorted(p.name for p in (tmp_path / "interp").iterdir()) == [
         "frame_0000.png", "frame_0001.png", "strip.png"]
+    frames = interpolate(pipe, photo(1), photo(2), pose, n_frames=2, generator=gen(1), **settings)
+    for name, frame in (("frame_0000.png", frames[0]), ("frame_0001.png", frames[1]),
+                        ("strip.png", image_strip(frames))):
+        with Image.open(tmp_path / "interp" / name) as img:
+            np.testing.assert_array_equal(np.asarray(img.convert("RGB")), np.asarray(frame))
     # User errors end in one line, exit code 2.
     assert main(["edit", "style", "--reference", str(tmp_path / "ref.png"), "--source",
                  str(tmp_path / "new.png"), "--out", str(tmp_path / "x.png"), *common]) == 2
