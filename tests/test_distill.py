@@ -240,6 +240,10 @@ def test_cli_distill_end_to_end(teacher_dir, data_root, tmp_path, capsys):
     index = json.loads((out / "model" / "model_index.json").read_text())
     assert index["sampling_defaults"]["num_inference_steps"] == 2
     assert (out / "checkpoints" / "step_00000001").is_dir()
+    # A finished run is never replaced: the same command again is refused before any work.
+    again = ["distill", "--teacher", str(teacher_dir), "--data", str(data_root), "--out", str(out)]
+    assert main(again) == 2
+    assert "already holds a training run" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("args, message", [
