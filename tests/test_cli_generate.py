@@ -95,12 +95,26 @@ def test_generate_missing_model(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
 
 
-def test_demo_with_a_model_folder(model_dir, tmp_path):
+def test_demo_with_a_model_folder_scores_what_score_pairs_scores(model_dir, tmp_path):
+    """`cfld demo --model DIR --pairs 2 --steps 1 --seed 3`: metrics.json holds what the
+    library's score_pairs gives for that model, those unseen people (one pair per person), that
+    step count and seed, with the settings it used."""
+    from cfld.demo import make_held_out_root, score_pairs
+    from cfld.shipped import load_pipeline
+
     assert main(["demo", "--model", str(model_dir), "--out", str(tmp_path / "demo"), "--pairs",
-                 "2", "--steps", "1"]) == 0
+                 "2", "--steps", "1", "--seed", "3"]) == 0
     metrics = json.loads((tmp_path / "demo" / "metrics.json").read_text())
     assert metrics["num_pairs"] == 2
     for key in ("model", "copy_source", "swapped_source"):
         assert set(metrics[key]) == {"ssim", "psnr", "silhouette_iou", "part_colour_error"}
+    assert metrics["settings"] == {"scheduler": "ddpm", "steps": 1, "seed": 3,
+                                   "image_size": [128, 88]}
+    pipe = load_pipeline(str(model_dir), scheduler="ddpm")
+    pipe.set_progress_bar_config(disable=True)
+    root = make_held_out_root(tmp_path / "held_out", 2)
+    want = score_pairs(pipe, root, 2, 1, 3, batch_size=2).as_dict()
+    for key in ("model", "copy_source", "swapped_source"):
+        assert metrics[key] == pytest.approx(want[key], rel=1e-9, abs=1e-12), key
     grid = Image.open(tmp_path / "demo" / "grid.png")
     assert grid.width > 4 * 88
