@@ -187,6 +187,10 @@ SECOND: list[tuple[str, str, tuple[str, ...]]] = [
      ("already holds a training run", "--resume latest")),
     ("c2-distill-run-exists", "distill --teacher {model_good} --data {root} --out {exists_run}",
      ("already holds a training run", "--resume latest")),
+    ("c2-animate-earlier-longer", ANIM + " --out {exists_frames}",
+     ("frame_0007.png", "--overwrite")),
+    ("c2-interp-earlier-longer", INTERP + " --out {exists_frames} --frames 2",
+     ("frame_0007.png", "--overwrite")),
     ("c2-grid-is-folder", GEN + " --out {exists_dir}/h.png --grid", ("h_grid.png", "folder")),
     ("c2-pose-skeleton-bmp", "pose {img_good} --out {out}/kp.json --skeleton {out}/s.bmp",
      ("s.bmp", "unsupported file type")),
@@ -290,6 +294,9 @@ def corpus(tmp_path_factory) -> dict[str, str]:
     (base / "exists_demo").mkdir()  # an earlier `cfld demo` (and evaluate) output
     for name in ("grid.png", "metrics.json"):
         (base / "exists_demo" / name).write_text("earlier results")
+    (base / "exists_frames").mkdir()  # the end of an earlier, longer animation
+    Image.new("RGB", (8, 8)).save(base / "exists_frames" / "frame_0007.png")
+    ctx["exists_frames"] = base / "exists_frames"
     (base / "exists_run").mkdir()  # an earlier training run (killed before its checkpoint)
     (base / "exists_run" / "config.json").write_text("{}")
     (base / "exists_run" / "metrics.jsonl").write_text('{"step": 1, "loss": 0.5}\n')

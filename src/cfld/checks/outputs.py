@@ -89,6 +89,31 @@ def output_dir(path: str | os.PathLike, what: str = "output folder",
     return p
 
 
+#: The frame files of ``cfld animate`` / ``cfld edit interpolate`` (``frame_0000.png``, ...).
+FRAME_PATTERN = "frame_[0-9][0-9][0-9][0-9].png"
+
+
+def frame_outputs(folder: str | os.PathLike, count: int, what: str = "--out",
+                  overwrite: bool = False, extra: Iterable[str] = ()) -> Path:
+    """:func:`output_dir` for a folder of ``count`` numbered frames (and ``extra`` files): an
+    earlier sequence there clashes whatever its length (a 10-frame one under a new 5-frame one
+    would otherwise leave frames 5-9 beside the new ones, looking like one animation)."""
+    p = Path(folder)
+    earlier = sorted(f.name for f in p.glob(FRAME_PATTERN)) if p.is_dir() else []
+    names = [f"frame_{i:04d}.png" for i in range(count)] + list(extra)
+    return output_dir(p, what, earlier + [n for n in names if n not in earlier], overwrite)
+
+
+def remove_stale_frames(folder: str | os.PathLike, count: int) -> list[Path]:
+    """After ``count`` new frames were written (with ``--overwrite``): remove the earlier
+    sequence's frames beyond them, so the folder holds one animation."""
+    keep = {f"frame_{i:04d}.png" for i in range(count)}
+    stale = [f for f in sorted(Path(folder).glob(FRAME_PATTERN)) if f.name not in keep]
+    for f in stale:
+        f.unlink(missing_ok=True)
+    return stale
+
+
 #: What a training run writes into its folder (``cfld train --out``).
 RUN_ENTRIES = ("config.json", "metrics.jsonl", "checkpoints", "model", "samples", "tensorboard")
 
@@ -134,5 +159,6 @@ def write_error(err: BaseException, path: str | os.PathLike) -> OutputError | No
     return None
 
 
-__all__ = ["IMAGE_FORMATS", "RUN_ENTRIES", "OutputError", "output_dir", "output_file",
-           "output_image", "run_dir", "writable_dir", "write_error"]
+__all__ = ["FRAME_PATTERN", "IMAGE_FORMATS", "RUN_ENTRIES", "OutputError", "frame_outputs",
+           "output_dir", "output_file", "output_image", "remove_stale_frames", "run_dir",
+           "writable_dir", "write_error"]

@@ -22,13 +22,12 @@ from cfld.commands._common import (
 def run(args: argparse.Namespace) -> int:
     """Generate every frame with the same initial noise and write PNGs + a GIF."""
     from cfld.animation import animate, load_pose_sequence, save_frames, save_gif, save_video
-    from cfld.checks.outputs import output_dir, output_file, output_image
+    from cfld.checks.outputs import frame_outputs, output_file, output_image, remove_stale_frames
 
     require_files(source=args.source)
     fps = float(FPS.check(args.fps, "--fps"))
     poses = load_pose_sequence(args.poses, frames=args.frames)
-    out = output_dir(args.out, "--out", [f"frame_{i:04d}.png" for i in range(len(poses))],
-                     overwrite=args.overwrite)
+    out = frame_outputs(args.out, len(poses), overwrite=args.overwrite)
     gif_path = output_image(args.gif or out / "animation.gif", "--gif", args.overwrite)
     if gif_path.suffix.lower() != ".gif":
         raise ValueError(f"--gif {gif_path} must end in .gif")
@@ -39,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     frames = animate(pipe, args.source, poses, generator=generator,
                      on_step=step_progress(f"animate {len(poses)} frames"), **kwargs)
     paths = save_frames(frames, out)
+    remove_stale_frames(out, len(paths))  # an earlier, longer sequence (--overwrite)
     gif = save_gif(frames, gif_path, fps=fps)
     msg = f"wrote {len(paths)} frames ({paths[0]} ... {paths[-1].name}) and {gif}"
     if args.mp4:

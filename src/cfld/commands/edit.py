@@ -54,19 +54,19 @@ def run_style(args: argparse.Namespace) -> int:
 def run_interpolate(args: argparse.Namespace) -> int:
     """Interpolation between two sources: frame PNGs and a strip image."""
     from cfld.animation import save_frames
-    from cfld.checks.outputs import output_dir
+    from cfld.checks.outputs import frame_outputs, remove_stale_frames
     from cfld.pipelines.editing import image_strip, interpolate
     from cfld.visualize import save_image_atomic
 
     frames = int(FRAMES.check(args.frames, "--frames"))
     require_files(source_a=args.source_a, source_b=args.source_b, pose=args.pose)
-    out = output_dir(args.out, "--out", [f"frame_{i:04d}.png" for i in range(frames)]
-                     + ["strip.png"], overwrite=args.overwrite)
+    out = frame_outputs(args.out, frames, overwrite=args.overwrite, extra=["strip.png"])
     pipe, kwargs, generator = load_sampling(args)
     print_source_notes(pipe, args.source_a, args.source_b)
     images = interpolate(pipe, args.source_a, args.source_b, args.pose, n_frames=frames,
                          generator=generator, on_step=step_progress("interpolate"), **kwargs)
     paths = save_frames(images, out)
+    remove_stale_frames(out, len(paths))  # an earlier, longer sequence (--overwrite)
     strip = save_image_atomic(image_strip(images), out / "strip.png")
     print(f"wrote {len(paths)} frames ({paths[0]} ... {paths[-1].name}) and {strip}")
     return 0
