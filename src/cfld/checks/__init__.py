@@ -13,6 +13,15 @@ same message wherever it enters, and before any work is done:
 * :mod:`~cfld.checks.models` — model folders file by file, ``model_index.json`` against an
   allow-list, safetensors headers, safe ``torch.load``.
 * :mod:`~cfld.checks.device` — ``--device``.
+* :mod:`~cfld.checks.messages` — warnings on the command line as one ``cfld CMD: warning:``
+  line (formatting only: they stay catchable in the API).
+* :mod:`~cfld.checks.tensorboard` — a TensorBoard log that cannot be written is one warning;
+  training goes on (``metrics.jsonl`` has every value).
+
+Existing outputs are refused before any work unless ``--overwrite`` (a training run is never
+replaced; an earlier frame sequence clashes whatever its length); names read from data files
+go through :func:`inside_root` (no ``..``, no link out of the root); the web app deletes each
+upload once its handler has read it (:mod:`cfld.app.uploads`).
 
 Images (EXIF orientation, modes and bit depths, size limits) are opened by
 :func:`cfld.data.images.open_image` and keypoints checked by :class:`cfld.pose.Keypoints`; both
