@@ -117,7 +117,8 @@ def test_bad_arguments(tmp_path: Path) -> None:
         synthesize(tmp_path / "x", people=2, poses=2, size=(0, 10))
 
 
-def test_cli_synth_and_pair_cap(tmp_path: Path, capsys) -> None:
+def test_cli_synth_writes_synthesize_with_its_flags_and_caps_pairs(tmp_path: Path,
+                                                                   capsys) -> None:
     from cfld.cli import main
 
     out = tmp_path / "cli"
@@ -127,4 +128,15 @@ def test_cli_synth_and_pair_cap(tmp_path: Path, capsys) -> None:
     text = capsys.readouterr().out
     assert "images/s" in text and "IoU" in text
     assert len(read_pairs(out / FILES[0])) == 15
+    # What the command wrote is synthesize() with the flags: the same files, byte for byte,
+    # and the IoU it printed is that of the written pairs.
+    ref = tmp_path / "lib"
+    synthesize(ref, people=3, poses=4, size=(64, 44), seed=2, test_people=1,
+               max_pairs_per_person=5)
+    written = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    assert written == sorted(p.relative_to(ref) for p in ref.rglob("*") if p.is_file())
+    assert len(written) > 20
+    for rel in written:
+        assert (out / rel).read_bytes() == (ref / rel).read_bytes(), rel
+    assert f"mean pair silhouette IoU (train): {pair_silhouette_iou(ref, 'train'):.3f}" in text
     assert main(["data", "synth", "--out", str(out), "--size", "64"]) == 2
