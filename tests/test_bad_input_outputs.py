@@ -368,6 +368,21 @@ def test_uploads_are_deleted_once_read_and_a_second_click_still_works(ctx, uploa
     assert not kp.exists() and ctx["good"].exists()  # a file outside the upload folder stays
 
 
+def test_two_clicks_racing_for_one_upload_both_get_it(ctx, upload_app):
+    gr = pytest.importorskip("gradio")
+    app, cache = upload_app
+    upload = _upload(cache, "race.png", ctx["good"])
+    key = (os.path.realpath(upload),)
+
+    def late_reader():  # the other click read and deleted the file while this one started
+        app.uploads._remember(key, Image.new("RGB", (20, 30), (1, 2, 3)), 1800)
+        raise gr.Error("the upload did not arrive, please upload it again")
+
+    got = app.uploads.consume([upload], late_reader)
+    assert got.size == (20, 30) and not upload.exists()
+    assert app.uploads.image(str(upload), "photo").getpixel((0, 0)) == (1, 2, 3)
+
+
 def test_the_editor_payload_is_deleted_once_decoded(ctx, upload_app):
     gr = pytest.importorskip("gradio")
     from cfld.app.layout import checked_upload

@@ -93,6 +93,10 @@ class Uploads:
         try:
             value: Any = read()
         except gr.Error as err:
+            with self._lock:  # a concurrent click may have read (and deleted) it just now
+                done = self._read.get(key, (None, 0))[0]
+            if done is not None and not isinstance(done, gr.Error):
+                return _fresh(done)  # type: ignore[return-value]
             self._remember(key, err, 0)
             raise
         finally:
