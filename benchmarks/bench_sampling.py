@@ -134,6 +134,8 @@ def run_variant(pipe, spec: dict[str, Any], source: torch.Tensor, pose: torch.Te
         object.__setattr__(pipe.model, "predict_noise", count)
         g = torch.Generator(device="cpu").manual_seed(seed)
         step_ends.clear()
+        if device.type == "cuda":  # each run's own GPU peak (issue 19: memory in every JSON)
+            torch.cuda.reset_peak_memory_stats()
         try:
             with common.PeakRSS() as mem:
                 common.sync(device)
@@ -215,6 +217,8 @@ def run_variant(pipe, spec: dict[str, Any], source: torch.Tensor, pose: torch.Te
         "decode_s": decode_s,
         "est_s_per_image_at_50_steps": est50 / batch,
         "peak_rss_delta_gb": mem.delta / 2**30,
+        "cuda_max_allocated_gb": (torch.cuda.max_memory_allocated() / 2**30
+                                  if device.type == "cuda" else None),
         "compile_s": compile_s,
     }
     return row, z.detach().float().cpu(), images.detach().float().cpu()

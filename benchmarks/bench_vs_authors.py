@@ -36,6 +36,7 @@ import copy
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -239,8 +240,9 @@ def summarise(name: str, runs: list[dict[str, Any]], decode: dict[str, float],
               kind: str) -> dict[str, Any]:
     """Medians and spreads of one variant's repeats, and the per-image figure."""
     cond = [r["conditions_s"] for r in runs]
-    steps = [s for i, r in enumerate(runs) for j, s in enumerate(r["step_s"]) if i or j]
-    steps = steps or [s for r in runs for s in r["step_s"]]
+    warm = len(runs[0]["step_s"]) >= 2 and kind != "fast"  # leave the very first step out
+    steps = [s for i, r in enumerate(runs) for j, s in enumerate(r["step_s"])
+             if i or j or not warm]
     row: dict[str, Any] = {
         "variant": name, "repeats": len(runs),
         "conditions_s": common.median(cond), "conditions_s_min": min(cond),
@@ -250,8 +252,8 @@ def summarise(name: str, runs: list[dict[str, Any]], decode: dict[str, float],
         "peak_rss_delta_gb": max(r["rss_delta_gb"] for r in runs)}
     # process CPU time: less sensitive than wall time to other processes on a shared machine
     cond_cpu = common.median([r["conditions_cpu_s"] for r in runs])
-    steps_cpu = [s for i, r in enumerate(runs) for j, s in enumerate(r["step_cpu_s"]) if i or j]
-    steps_cpu = steps_cpu or [s for r in runs for s in r["step_cpu_s"]]
+    steps_cpu = [s for i, r in enumerate(runs) for j, s in enumerate(r["step_cpu_s"])
+                 if i or j or not warm]
     row.update({"conditions_cpu_s": cond_cpu, "step_cpu_s": common.median(steps_cpu)})
     if "cuda_max_allocated_gb" in runs[0]:
         row["cuda_max_allocated_gb"] = max(r["cuda_max_allocated_gb"] for r in runs)
@@ -306,23 +308,53 @@ def run_one(pipe, spec: dict[str, Any], source, pose, z0, steps: int,
 
 
 def speedups(rows: dict[str, dict[str, Any]], low: str | None) -> dict[str, Any]:
-    """Per-image ratios against the authors' fused loop (fp32; and at equal precision)."""
+    """Per-image ratios against the authors' fused loop (fp32; and at equal precision); a
+    ratio whose configuration was not run is left out."""
     base = rows["authors_fused_fp32"]["per_image_s"]
     cpu = rows["authors_fused_fp32"]["per_image_cpu_s"]
-    out: dict[str, Any] = {"cpu_time": {
-        name: cpu / r["per_image_cpu_s"] for name, r in rows.items()},
-        "cpu_time_note": "authors_fused_fp32's per-image CPU seconds / each variant's"}
-    out.update({"speedup_default": base / rows["ours_fp32"]["per_image_s"],
-           "speedup_fast": base / rows["ours_fast"]["per_image_s"],
-           "speedup_exact_attention_vs_fused_fp32":
-               rows["authors_exact_fp32"]["per_image_s"] / base})
+    out: dict[str, Any] = {
+        "cpu_time": {name: cpu / r["per_image_cpu_s"] for name, r in rows.items()},
+        "cpu_time_note": "authors_fused_fp32's per-image CPU seconds / each variant's",
+        "vs_authors_fused_fp32": {name: base / r["per_image_s"] for name, r in rows.items()}}
+    t = {name: r["per_image_s"] for name, r in rows.items()}
+    pairs = {"speedup_default": ("authors_fused_fp32", "ours_fp32"),
+             "speedup_fast": ("authors_fused_fp32", "ours_fast"),
+             "speedup_exact_attention_vs_fused_fp32": ("authors_exact_fp32", "authors_fused_fp32")}
     if low:
-        b16 = rows[f"authors_fused_{low}"]["per_image_s"]
-        out.update({f"speedup_{low}_vs_authors_fused_fp32": base
-                    / rows[f"ours_{low}"]["per_image_s"],
-                    f"speedup_{low}_same_precision": b16 / rows[f"ours_{low}"]["per_image_s"],
-                    "speedup_fast_same_precision": b16 / rows["ours_fast"]["per_image_s"]})
+        pairs.update({f"speedup_{low}_vs_authors_fused_fp32": ("authors_fused_fp32", f"ours_{low}"),
+                      f"speedup_{low}_same_precision": (f"authors_fused_{low}", f"ours_{low}"),
+                      "speedup_fast_same_precision": (f"authors_fused_{low}", "ours_fast")})
+    out.update({k: t[a] / t[b] for k, (a, b) in pairs.items() if a in t and b in t})
     return out
+
+
+def equality(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """The authors' loops' latents after the first repeat against ours in fp32."""
+    first = {k: v[0]["latents"] for k, v in runs.items()}
+    out: dict[str, Any] = {"tolerance": EQUAL_TOL}
+    for name in ("authors_fused_fp32", "authors_exact_fp32"):
+        if name in first:
+            out[f"{name}_vs_ours_fp32"] = common.rel_error(first[name], first["ours_fp32"])
+    out["same_outputs"] = all(v <= EQUAL_TOL for k, v in out.items() if k.startswith("authors_"))
+    return out
+
+
+def collect(specs: list[dict[str, Any]], runs: dict[str, list[dict[str, Any]]],
+            decode: dict[str, list[tuple[float, float]]], low: str | None) -> dict[str, Any]:
+    """Rows and speed-ups from the repeats so far."""
+    dec = {k: {"median": common.median([w for w, _ in v]), "min": min(w for w, _ in v),
+               "max": max(w for w, _ in v), "cpu_median": common.median([c for _, c in v])}
+           for k, v in decode.items() if v}
+    rows = {s["name"]: summarise(s["name"], runs[s["name"]],
+                                 dec[low if s["autocast"] else "fp32"], s["kind"])
+            for s in specs}
+    return {"decode_s": dec, "rows": list(rows.values()),
+            "unet_evals_per_image": {"authors": AUTHORS_EVALS,
+                                     "default": rows["ours_fp32"]["unet_evals_per_image"],
+                                     "fast": rows["ours_fast"]["unet_evals_per_image"]},
+            "shallow_unet_evals_per_image_fast":
+                rows["ours_fast"]["shallow_unet_evals_per_image"],
+            **speedups(rows, low)}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -330,7 +362,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--steps", type=int, default=None, help="steps per repeat (default 2)")
     p.add_argument("--repeats", type=int, default=None, help="alternating repeats (default 3)")
     p.add_argument("--variants", default=None, help="comma-separated subset (default: all)")
+    p.add_argument("--first-repeat", type=int, default=0,
+                   help="index of the first repeat (its parity sets the order): with --merge, "
+                        "lets several processes share the repeats")
+    p.add_argument("--decode-once", action="store_true", help="time the decode in the last "
+                   "repeat only")
+    p.add_argument("--merge", nargs="+", type=Path, default=None,
+                   help="combine the raw runs of these result files (written with the same "
+                        "settings and --first-repeat 0, 1, ...) into --out; measures nothing")
     args = p.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.out or common.RESULTS_DIR / "bench_vs_authors.json")
     device = common.setup(args, "bench_vs_authors")
     steps, repeats = args.steps or 2, args.repeats or (1 if args.quick else 3)
     low = "fp16" if device.type == "cuda" else ("bf16" if speed.cpu_supports_bf16() else None)
@@ -345,60 +387,85 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     pipe = common.build_pipeline(args.preset, device, args.seed)
     source, pose = (x.to(device) for x in common.make_inputs(pipe, 1, args.seed))
     z0 = common.initial_latents(pipe, 1, args.seed).to(device)
-    runs: dict[str, list[dict[str, Any]]] = {s["name"]: [] for s in specs}
-    decode: dict[str, list[tuple[float, float]]] = {"fp32": [], **({low: []} if low else {})}
-    for r in range(repeats):
-        for spec in specs if r % 2 == 0 else specs[::-1]:
-            common.log(f"repeat {r}: {spec['name']}")
-            runs[spec["name"]].append(run_one(pipe, spec, source, pose, z0, steps, args.seed))
-        for amp in decode:
-            decode[amp].append(time_decode(pipe, z0, None if amp == "fp32" else amp))
-    dec = {k: {"median": common.median([w for w, _ in v]), "min": min(w for w, _ in v),
-               "max": max(w for w, _ in v), "cpu_median": common.median([c for _, c in v])}
-           for k, v in decode.items() if v}
-    rows = {s["name"]: summarise(s["name"], runs[s["name"]],
-                                 dec[low if s["autocast"] else "fp32"], s["kind"])
-            for s in specs}
-    first = {k: v[0]["latents"] for k, v in runs.items()}
-    equality = {"authors_fused_fp32_vs_ours_fp32": common.rel_error(
-                    first["authors_fused_fp32"], first["ours_fp32"]),
-                "tolerance": EQUAL_TOL, "steps": steps}
-    if "authors_exact_fp32" in first:
-        equality["authors_exact_fp32_vs_ours_fp32"] = common.rel_error(
-            first["authors_exact_fp32"], first["ours_fp32"])
-    equality["same_outputs"] = all(v <= EQUAL_TOL for k, v in equality.items()
-                                   if k.startswith("authors_"))
     result: dict[str, Any] = {
         "benchmark": "bench_vs_authors", "preset": args.preset, "quick": args.quick,
         "batch": 1, "steps_timed": steps, "repeats": repeats, "paper_steps": PAPER_STEPS,
+        "variants": [s["name"] for s in specs],
         "extrapolation": (f"per image at {PAPER_STEPS} DDPM steps = median conditions time + "
                           f"{PAPER_STEPS} x median step time (each variant timed for {steps} "
-                          f"steps of the {PAPER_STEPS}-step schedule per repeat, {repeats} "
-                          "alternating repeats, the very first step left out as warm-up) + "
-                          "median VAE decode; the fast setting is timed end to end"),
+                          f"step(s) of the {PAPER_STEPS}-step schedule per repeat, {repeats} "
+                          "alternating repeats; with 2 or more steps per repeat the very first "
+                          "step is left out as warm-up) + median VAE decode; the fast setting "
+                          "is timed end to end"),
         "baseline": "authors_fused_fp32 (the authors' loop with SDPA in place of xformers, fp32)",
         "default_setting": "CFLDPipeline defaults: fp32, DDPM-50, uc_down_full",
         "fast_setting": json.dumps(fast), "fast_setting_kwargs": fast,
         "quality": quality, "quality_within_spread": quality["quality_within_spread"],
-        "unet_evals_per_image": {"authors": AUTHORS_EVALS,
-                                 "default": rows["ours_fp32"]["unet_evals_per_image"],
-                                 "fast": rows["ours_fast"]["unet_evals_per_image"]},
-        "shallow_unet_evals_per_image_fast": rows["ours_fast"]["shallow_unet_evals_per_image"],
-        "low_precision": low, "cpu_bf16": speed.cpu_supports_bf16(), "decode_s": dec,
-        "rows": list(rows.values()), "equality": equality,
-        "targets": TARGETS, "machine": common.machine_info(device)}
-    result.update(speedups(rows, low) if len(rows) == len(variant_specs(low, fast)) else {})
-    result["met"] = {k: result[k] >= v for k, v in TARGETS.items() if k in result}
+        "low_precision": low, "cpu_bf16": speed.cpu_supports_bf16(), "targets": TARGETS,
+        "machine": common.machine_info(device)}
     if device.type != "cuda":
         result["note"] = common.NO_GPU_NOTE
-    path = common.write_json(result, args.out)
-    print(common.table(list(rows.values()), ["variant", "conditions_s", "step_s", "step_s_min",
-                                             "step_s_max", "decode_s", "per_image_s",
-                                             "unet_evals_per_image"]))
+    runs: dict[str, list[dict[str, Any]]] = {s["name"]: [] for s in specs}
+    decode: dict[str, list[tuple[float, float]]] = {"fp32": [], **({low: []} if low else {})}
+    result["specs"], result["first_repeat"] = specs, args.first_repeat
+    for r in range(args.first_repeat, args.first_repeat + repeats):
+        for spec in specs if r % 2 == 0 else specs[::-1]:
+            common.log(f"repeat {r}: {spec['name']}")
+            runs[spec["name"]].append(run_one(pipe, spec, source, pose, z0, steps, args.seed))
+        if not args.decode_once or r == args.first_repeat + repeats - 1:
+            for amp in decode:
+                decode[amp].append(time_decode(pipe, z0, None if amp == "fp32" else amp))
+        result["equality"] = equality(runs)
+        result["raw"] = {k: [{f: x for f, x in run.items() if f != "latents"} for run in v]
+                         for k, v in runs.items()}
+        result["raw_decode"] = decode
+        if all(decode.values()):
+            result.update(collect(specs, runs, decode, low))
+        result["met"] = {k: result[k] >= v for k, v in TARGETS.items() if k in result}
+        result["repeats_done"] = r + 1 - args.first_repeat
+        result["partial"] = result["repeats_done"] < repeats
+        result.pop("load_average_at_end", None)
+        result.pop("peak_memory", None)
+        path = common.write_json(result, args.out)  # after every repeat: a long run keeps its data
+    print(common.table(result["rows"], ["variant", "conditions_s", "step_s", "step_s_min",
+                                        "step_s_max", "decode_s", "per_image_s",
+                                        "unet_evals_per_image"]))
     print({k: result.get(k) for k in ("speedup_default", "speedup_fast",
                                       "speedup_fast_same_precision", "quality_within_spread")},
           f"→ {path}")
     return result
+
+
+def merge(paths: list[Path], out: Path) -> dict[str, Any]:
+    """One result from the raw runs of several (partial) results of the same settings: the
+    runs in repeat order, the equality check of the file that ran repeat 0."""
+    parts = sorted((json.loads(Path(p).read_text()) for p in paths),
+                   key=lambda d: d["first_repeat"])
+    base = {k: v for k, v in parts[0].items() if k not in ("peak_memory", "load_average_at_end")}
+    specs = base["specs"]
+    runs = {s["name"]: [r for d in parts for r in d["raw"][s["name"]]] for s in specs}
+    decode = {k: [tuple(x) for d in parts for x in d["raw_decode"][k]]
+              for k in base["raw_decode"]}
+    base.update(collect(specs, runs, decode, base["low_precision"]))
+    base.update({"raw": runs, "raw_decode": decode, "repeats": len(runs["ours_fp32"]),
+                 "repeats_done": len(runs["ours_fast"]), "partial": False,
+                 "merged_from": [{"command": d["machine"]["command"],
+                                  "first_repeat": d["first_repeat"],
+                                  "repeats_done": d["repeats_done"],
+                                  "load_average_at_start": d["machine"]["load_average_at_start"],
+                                  "load_average_at_end": d.get("load_average_at_end"),
+                                  "peak_memory": d.get("peak_memory")} for d in parts]})
+    base["extrapolation"] = base["extrapolation"].replace(
+        f"{parts[0]['repeats']} alternating repeats",
+        f"{base['repeats']} alternating repeats (shared by {len(parts)} processes that ran at the "
+        "same time, each alternating the order)")
+    base["met"] = {k: base[k] >= v for k, v in TARGETS.items() if k in base}
+    base["peak_memory"] = max((d["peak_memory"] for d in parts if d.get("peak_memory")),
+                              key=lambda m: m["peak_rss_gb"])
+    base["machine"]["command"] = " && ".join(d["machine"]["command"] for d in parts) + (
+        " && python benchmarks/bench_vs_authors.py --merge " + " ".join(map(str, paths)))
+    common.write_json(base, out)
+    return base
 
 
 if __name__ == "__main__":

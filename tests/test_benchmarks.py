@@ -292,7 +292,8 @@ def test_bench_vs_authors_quick(bench_modules, tmp_path):
     assert eq["authors_fused_fp32_vs_ours_fp32"] <= 1e-5 and eq["same_outputs"] is True
     assert 0 < eq["authors_exact_fp32_vs_ours_fp32"] <= 1e-5
     for name, row in rows.items():
-        assert len(row["step_s_all"]) == (2 * row["steps"] - 1 if name == "ours_fast" else 3)
+        # 2 repeats: every fast step; the 2-step variants leave the very first step out
+        assert len(row["step_s_all"]) == (2 * row["steps"] if name == "ours_fast" else 3)
         assert row["step_s_min"] <= row["step_s"] <= row["step_s_max"]
         if name != "ours_fast":  # per image at 50 steps = conditions + 50 x step + decode
             assert row["per_image_s"] == pytest.approx(
@@ -302,6 +303,18 @@ def test_bench_vs_authors_quick(bench_modules, tmp_path):
     assert data["speedup_fast"] == pytest.approx(base / rows["ours_fast"]["per_image_s"])
     assert data["met"]["speedup_fast"] == (data["speedup_fast"] >= 5)
     assert data["quality_within_spread"] is None  # quick: no quality measured, and it says so
+    # two processes' halves of the repeats merge into the same figures as one process's run
+    halves = []
+    for k in (0, 1):
+        half = {**data, "first_repeat": k, "repeats": 1, "repeats_done": 1,
+                "raw": {v: runs[k:k + 1] for v, runs in data["raw"].items()},
+                "raw_decode": {p: d[k:k + 1] for p, d in data["raw_decode"].items()}}
+        halves.append(tmp_path / f"half{k}.json")
+        halves[-1].write_text(json.dumps(half))
+    merged = bench_modules["bench_vs_authors"].main(
+        ["--merge", *map(str, halves[::-1]), "--out", str(tmp_path / "merged.json")])
+    assert merged["rows"] == data["rows"] and merged["speedup_fast"] == data["speedup_fast"]
+    assert merged["repeats"] == 2 and len(merged["merged_from"]) == 2
 
 
 def test_bench_fast_quality_judges_against_the_spread(bench_modules):
@@ -374,3 +387,30 @@ def test_gpu_suite_arguments_parse_in_each_script(bench_modules, monkeypatch, tm
     # distilled student folder (--student), run on its own
     covered = set(scripts) | {"bench_scaling", "bench_fast_sampler"}
     assert {p.stem for p in BENCH.glob("bench_*.py")} <= covered
+
+
+def test_the_fast_setting_is_the_measured_pick(monkeypatch):
+    """speed.FAST_SETTING is bench_fast_quality.json's pick (its autocast as "auto"), and the
+    pipeline with it evaluates the UNet as often as that measurement says, batch by batch."""
+    from cfld.pipelines.speed import FAST_SETTING
+    from conftest import make_tiny_pipeline
+
+    stored = json.loads((BENCH / "results" / "bench_fast_quality.json").read_text())
+    assert stored["fast_within_spread"] is True and stored["quick"] is False
+    picked = dict(stored["fast_setting"])
+    assert picked.pop("autocast") == stored["autocast_candidate"]
+    ours = {k: list(v) if isinstance(v, tuple) else v for k, v in FAST_SETTING.items()}
+    assert ours.pop("autocast") == "auto" and ours == picked
+    pipe = make_tiny_pipeline()
+    sizes: list[int] = []
+    inner = pipe.model.predict_noise
+    monkeypatch.setattr(pipe.model, "predict_noise",
+                        lambda z, t, c: sizes.append(z.shape[0]) or inner(z, t, c))
+    src = torch.rand(1, 3, pipe.model.source_size, pipe.model.source_size) * 2 - 1
+    out = pipe(conditions=pipe.model.encode(src, torch.rand(1, 21, *pipe.pose_size)),
+               output_type="latent", generator=torch.Generator().manual_seed(0),
+               **{**FAST_SETTING, "autocast": None})
+    assert out.unet_evals_per_image == stored["fast_unet_evals_per_image"] == 15
+    assert out.shallow_unet_evals_per_image == stored["fast_shallow_unet_evals_per_image"] == 7
+    # guided at 100 <= t <= 700: 901, 801, 701 and 1 run one branch, 601 … 101 three
+    assert sizes == [1, 1, 1, 3, 3, 3, 3, 3, 3, 1]

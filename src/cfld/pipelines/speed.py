@@ -10,6 +10,8 @@ Every option keeps the default numerics untouched unless it is switched on:
 * :func:`to_channels_last` — NHWC weights for the convolution-heavy networks (oneDNN / cuDNN).
 * :func:`compile_unet` — ``torch.compile`` of the UNet in place (state-dict keys unchanged).
 * :func:`set_vae_memory_mode` — slicing / tiling of diffusers' ``AutoencoderKL`` decode.
+* :data:`FAST_SETTING` — the recommended fast setting: fewer DDPM steps, guidance in an interval
+  of noise levels, DeepCache and autocast, measured within the DDPM-50 seed spread.
 """
 
 from __future__ import annotations
@@ -39,6 +41,18 @@ SDPA_PROCESSORS = frozenset({
     "QueryBiasAttnProcessor",  # ours, Eq. (4) query bias (cfld.models.hybrid_attention)
     "FusedAttnProcessor2_0",
 })
+
+
+#: The recommended fast setting, ``pipe(source, pose, **FAST_SETTING)``: DDPM-10 (leading
+#: spacing: t = 901 … 1), guidance only at 100 ≤ t ≤ 700 (Kynkäänniemi et al., NeurIPS 2024),
+#: the full UNet every second step and its shallow level between (DeepCache, Ma et al., CVPR 2024),
+#: and autocast ("auto": bf16 on a CPU with bf16 instructions, fp16 on CUDA).  15 full UNet
+#: samples per image (+7 shallow) instead of 150.  It is the pick of
+#: ``benchmarks/bench_fast_quality.py`` on the shipped model (chosen on validation people,
+#: within the DDPM-50 seed spread on SSIM, silhouette IoU and part-colour error on unseen ones;
+#: ``results/bench_fast_quality.json``, which tests/test_benchmarks.py checks this against).
+FAST_SETTING: dict[str, Any] = {"num_inference_steps": 10, "guidance_interval": (100, 700),
+                                "deep_cache_interval": 2, "autocast": "auto"}
 
 
 # --------------------------------------------------------------------------- autocast
@@ -194,6 +208,7 @@ def timed(store: dict[str, float], key: str) -> Iterator[None]:
 
 __all__ = [
     "AUTOCAST_NAMES",
+    "FAST_SETTING",
     "SDPA_PROCESSORS",
     "attention_processors",
     "autocast_context",
