@@ -325,6 +325,12 @@ MUTATIONS: list[Mutation] = [
              "pair_silhouette_iou(args.out, 'train'):.3f", "pair_silhouette_iou(args.out, 'test'):.3f",
              ("tests/test_data_synthetic.py::test_cli_synth_writes_synthesize_with_its_flags_and_caps_pairs",),
              "`cfld data synth --iou` prints the test split's IoU as the training split's"),
+    Mutation("cli_pose_mirrors_the_photo", "src/cfld/commands/pose.py",
+             'photo = open_image(image_path, what="photo")',
+             'from PIL import Image\n'
+             '    photo = open_image(image_path, what="photo").transpose(Image.FLIP_LEFT_RIGHT)',
+             ("tests/test_pose_estimate.py::test_cli_pose_writes_json",),
+             "`cfld pose` estimates on the mirrored photo (the old test checked 3 joints were found)"),
     # ---------------------------------------------------------------- training with an SD VAE
     Mutation("sd_vae_posterior_mean", "src/cfld/training/build.py",
              "z = mean + std * eps.to(device=mean.device, dtype=mean.dtype)",

@@ -83,7 +83,20 @@ def test_cli_pose_writes_json(tmp_path, capsys) -> None:
     assert data["frame"] == [256, 176] and len(data["keypoints"]) == 18
     kp = Keypoints.from_json(out)
     assert kp.present[[0, 2, 5]].all()
-    assert Image.open(tmp_path / "sk.png").size == (176, 256)
+    # The file is the library's estimate in the asked frame; the skeleton is that pose drawn.
+    fresh = get_estimator("mediapipe")
+    try:
+        want = estimate_keypoints(Image.open(img), frame=(256, 176), estimator=fresh)
+    finally:
+        fresh.close()
+    np.testing.assert_array_equal(kp.present, want.present)
+    np.testing.assert_allclose(kp.coords[kp.present], want.coords[want.present], atol=0.01)
+    from cfld.pose.render import render_skeleton_image
+
+    with Image.open(tmp_path / "sk.png") as sk:
+        assert sk.size == (176, 256)
+        np.testing.assert_array_equal(np.asarray(sk.convert("RGB")),
+                                      np.asarray(render_skeleton_image(kp)))
 
     grey = tmp_path / "grey.png"
     Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(grey)
