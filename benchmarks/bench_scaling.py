@@ -125,7 +125,8 @@ def batch_invariance_cost(args: Any, root: Path, tmp: Path) -> dict[str, Any]:
     """images/s of ``generate --pairs --batch-size 4`` with each image computed on its own
     (``--batch-invariant``, the default) and with 4 images per pipeline call
     (``--no-batch-invariant``), 1 process × 1 thread, ``repeats`` launches each; and the pixel
-    values that ``--batch-size 1`` instead of 4 moves in either mode."""
+    values that ``--batch-size 1`` instead of 4 moves in either mode, and that 2 threads
+    instead of 1 move with batch invariance (one launch, with ``--thread-check``)."""
     out: dict[str, Any] = {"processes": 1, "threads": 1, "batch_size": GEN_BATCH}
     for mode in ("batch-invariant", "no-batch-invariant"):
         speeds = []
@@ -142,6 +143,12 @@ def batch_invariance_cost(args: Any, root: Path, tmp: Path) -> dict[str, Any]:
                                                                             tmp / f"i{mode}_0")}
     out["slowdown"] = (out["no_batch_invariant"]["images_per_s"]
                        / out["batch_invariant"]["images_per_s"])
+    out["two_threads_vs_one"] = None
+    if args.thread_check:  # slow where the cores are taken: OpenMP threads wait for each other
+        common.log("== batch invariance: 2 threads instead of 1")
+        two = tmp / "i_threads2"
+        _launch(1, 2, _generate_cli(args, root, two))
+        out["two_threads_vs_one"] = pixel_differences(two, tmp / "ibatch-invariant_0")
     return out
 
 
@@ -171,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pairs", type=int, default=8)
     p.add_argument("--gen-steps", type=int, default=10)
     p.add_argument("--repeats", type=int, default=3, help="launches per configuration (3)")
+    p.add_argument("--thread-check", action="store_true",
+                   help="also generate once with 2 threads and count the pixel values that move")
     p.add_argument("--memory-only", action="store_true",
                    help="only (re)compute the memory estimate in an existing result file")
     args = p.parse_args(argv)
