@@ -76,9 +76,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from cfld.checks.outputs import run_dir
 
-    run_dir(config.output_dir, resume=config.resume is not None)  # before any work
-    from cfld.checks.outputs import run_dir
-
     run_dir(config.output_dir, resume=config.resume is not None)  # before any work, as train
     from cfld.distributed import launched_rank
     from cfld.training.distill import distill
