@@ -442,8 +442,11 @@ def merge(paths: list[Path], out: Path) -> dict[str, Any]:
     parts = sorted((json.loads(Path(p).read_text()) for p in paths),
                    key=lambda d: d["first_repeat"])
     base = {k: v for k, v in parts[0].items() if k not in ("peak_memory", "load_average_at_end")}
-    specs = base["specs"]
-    runs = {s["name"]: [r for d in parts for r in d["raw"][s["name"]]] for s in specs}
+    specs = max((d["specs"] for d in parts), key=len)  # a part may have run fewer variants
+    runs = {s["name"]: [r for d in parts for r in d["raw"].get(s["name"], [])] for s in specs}
+    base["equality"] = {k: v for d in parts[::-1] for k, v in d["equality"].items()}
+    base["equality"]["same_outputs"] = all(d["equality"]["same_outputs"] for d in parts)
+    base["repeats_per_variant"] = {k: len(v) for k, v in runs.items()}
     decode = {k: [tuple(x) for d in parts for x in d["raw_decode"][k]]
               for k in base["raw_decode"]}
     base.update(collect(specs, runs, decode, base["low_precision"]))

@@ -48,6 +48,8 @@ STRICT_SECTIONS = (PARAMS, FIDELITY, PERF, SCALING, WEIGHTS, SHIPPED)
 QUOTED = {
     (PARAMS, "paper"): "quoted from the paper's Table 1",
     (PERF, "steps"): "a setting of the run (the number of denoising steps asked for)",
+    (PERF, "quoted from issue 19"): "measured side by side with the authors' code by the "
+                                    "session that filed issue 19; not a result of benchmarks/",
     (WEIGHTS, "CFLD#37"): "quoted from CFLD issue 37: the authors' test script on their released "
                           "checkpoint",
     (WEIGHTS, "size"): "the publishers' files (fp32 parameter counts x 4 bytes)",
@@ -94,6 +96,7 @@ FORMATS = {
     "pct": lambda v: f"{100 * v:.0f}",
     "int_commas": lambda v: f"{int(v):,}",
     "count": lambda v: str(len(v)),
+    "met": lambda v: "met" if v else "NOT met",  # a target's flag
     "max_sci1": lambda v: _sci(max(v), 1),  # the largest of a list (a ``[*]`` key)
 }
 
@@ -185,33 +188,72 @@ LIM, SMP, TRN, SQ = ("bench_limit.json", "bench_sampling.json", "bench_training.
                      "bench_sampler_quality.json")
 
 
-def _perf_sampling() -> list:
-    """Sampling: work per step and equality (single-run timings are not quoted)."""
-    lim, smp = LIM, SMP
-    out = [Prose(PERF, "{} cores of an AMD EPYC CPU", lim, "machine.cpu_count")]
-    variants = {"naive port": "naive_fp32", "**ours, fp32**": "ours_fp32",
-                "fp32 + channels-last": "ours_channels_last", "ours, bf16 autocast": "ours_bf16",
-                "bf16 + channels-last": "ours_bf16_channels_last"}
-    for r, v in variants.items():
-        sel = f"rows[variant={v}]"
-        out += [Cell(PERF, r, "UNet calls", smp, f"{sel}.unet_calls", "{:.0f}", 0, scale=0.5),
-                Cell(PERF, r, "UNet calls", smp, f"{sel}.unet_samples_per_image_per_step",
-                     "{:.0f}", 1),
-                Cell(PERF, r, "condition encodes", smp, f"{sel}.encode_calls"),
-                Cell(PERF, r, "latents vs ours", smp, f"{sel}.rel_err_latents_vs_ours_fp32",
-                     "sci1")]
+def _perf_vs_authors() -> list:
+    """The authors'-loop paragraph (its full-size run did not finish: no timings)."""
+    src = "bench_fast_quality.json"
+    return [Prose(PERF, "{} cores of an AMD EPYC CPU", LIM, "machine.cpu_count"),
+            Prose(PERF, "the fast setting evaluates {} full UNet samples", src,
+                  "fast_unet_evals_per_image"),
+            Prose(PERF, "(+{} shallow ones) instead of 150", src,
+                  "fast_shallow_unet_evals_per_image")]
+
+
+def _perf_fast_quality() -> list:
+    """Quality of the fast setting and of bf16 on the shipped model (bench_fast_quality.json)."""
+    src, rep = "bench_fast_quality.json", "report"
+    rows = {"DDPM-50, bf16 autocast": "ddpm50_bf16", "fast setting, fp32": "ddpm10_gi100-700_dc2",
+            "fast setting, bf16": "ddpm10_gi100-700_dc2_bf16"}
+    metrics = {"SSIM": "ssim", "silhouette IoU": "silhouette_iou",
+               "part-colour error": "part_colour_error"}
+    out: list = []
+    for col, m in metrics.items():
+        out += [Cell(PERF, "seed 0 (the reference)", col, src, f"{rep}.ddpm50.means.{m}", "{:.3f}"),
+                Cell(PERF, "seed 1000", col, src, f"{rep}.ddpm50_seed1000.{m}", "{:.3f}")]
+        out += [Cell(PERF, r, col, src, f"{rep}.rows[name={n}].means.{m}", "{:.3f}")
+                for r, n in rows.items()]
+    evals = "UNet evaluations per image"
+    out += [Cell(PERF, "seed 0 (the reference)", evals, src, f"{rep}.ddpm50.unet_evals_per_image"),
+            Cell(PERF, "seed 1000", evals, src, f"{rep}.ddpm50.unet_evals_per_image")]
+    out += [Cell(PERF, r, evals, src, f"{rep}.rows[name={n}].unet_evals_per_image")
+            for r, n in rows.items()]
     out += [
-        Prose(PERF, "`python benchmarks/bench_sampling.py --threads {} --batch-sizes", smp,
-              "machine.torch_threads"),
-        Prose(PERF, "final latents after {} steps", smp, "steps"),
-        Prose(PERF, "({} relative on the final latents", smp,
-              "equality[0].naive_vs_ours_rel_err_latents", "sci1"),
-        Prose(PERF, "{} on the images)", smp, "equality[0].naive_vs_ours_rel_err_images", "sci1"),
-        Prose(PERF, "bf16 rounding moves the latents by {} (relative)", smp,
-              "rows[variant=ours_bf16].rel_err_latents_vs_ours_fp32", "sci1"),
-        Prose(PERF, "the conditions are {} TFLOP per image", lim, "flops.encode_flops", "{:.3f}",
-              1e-12),
-        Prose(PERF, "one guided UNet step is {} TFLOP", lim, "flops.step_flops", "{:.3f}", 1e-12),
+        Prose(PERF, "on {} pairs of validation people", src, "selection.pairs"),
+        Prose(PERF, "validation people (seed {})", src, "selection.people_seed"),
+        Prose(PERF, "cheapest of its {} candidates", src, "selection.rows", "count"),
+        Prose(PERF, "All {} were within it", src, "selection.rows", "count"),
+        Prose(PERF, "report below is on {} pairs", src, "report.pairs"),
+        Prose(PERF, "(seed {}). Every", src, "report.people_seed"),
+        Prose(PERF, "The spread is {} SSIM", src, "report.spread.ssim", "{:.3f}"),
+        Prose(PERF, "SSIM, {} IoU", src, "report.spread.silhouette_iou", "{:.3f}"),
+        Prose(PERF, "IoU and {} part-colour error", src, "report.spread.part_colour_error",
+              "{:.3f}"),
+        Prose(PERF, "With {} pairs the spread is wide", src, "report.pairs"),
+    ]
+    return out
+
+
+def _perf_compile() -> list:
+    """torch.compile at the shipped model's size (bench_sampling_synthetic_compile.json)."""
+    src = "bench_sampling_synthetic_compile.json"
+    c, e, f = ("rows[variant=ours_bf16_compile]", "rows[variant=ours_bf16]",
+               "rows[variant=ours_fp32]")
+    return [
+        Prose(PERF, "compiling took {} s of wall time", src, f"{c}.compile_s", "{:.0f}"),
+        Prose(PERF, "(load average {} at the start)", src, "machine.load_average_at_start[0]",
+              "{:.1f}"),
+        Prose(PERF, "a compiled step took {} s against", src, f"{c}.s_per_step", "{:.2f}"),
+        Prose(PERF, "against {} s eager (medians", src, f"{e}.s_per_step", "{:.2f}"),
+        Prose(PERF, "and the last 4-step run {} s of CPU time", src, f"{c}.cpu_s", "{:.2f}"),
+        Prose(PERF, "CPU time against {} s eager", src, f"{e}.cpu_s", "{:.2f}"),
+        Prose(PERF, "at this size: {} s per step", src, f"{e}.s_per_step", "{:.2f}"),
+        Prose(PERF, "per step against {} s in fp32", src, f"{f}.s_per_step", "{:.2f}"),
+    ]
+
+
+def _perf_machine() -> list:
+    """The one-UNet-step paragraph's prose figures (bench_limit.json)."""
+    lim = LIM
+    return [
         Prose(PERF, "One guided UNet step (3 samples) is {} TFLOP", lim, "flops.step_flops",
               "{:.3f}", 1e-12),
         Prose(PERF, "The conditions are {} TFLOP, computed once", lim, "flops.encode_flops",
@@ -223,7 +265,6 @@ def _perf_sampling() -> list:
         Prose(PERF, "`python benchmarks/bench_limit.py --threads {} --variants", lim,
               "machine.torch_threads"),
     ]
-    return out
 
 
 def _perf_limit() -> list:
@@ -352,6 +393,8 @@ def _scaling() -> list:
     return out
 
 
-CLAIMS: list[Cell | Prose] = [*_params(), *_fidelity(), *_shipped(), *_perf_sampling(),
+CLAIMS: list[Cell | Prose] = [*_params(), *_fidelity(), *_shipped(),
+                              *_perf_vs_authors(), *_perf_fast_quality(),
+                              *_perf_compile(), *_perf_machine(),
                               *_perf_limit(), *_perf_training(), *_perf_samplers(),
                               *_scaling()]
