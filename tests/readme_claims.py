@@ -383,9 +383,9 @@ def _scaling() -> list:
             Prose(SCALING, "and generated {}× as fast", src, f"{two}.generate_speedup_vs_first",
                   "{:.2f}")]
     mem = "memory_per_gpu_at_authors_batch.estimates"
-    out += [Prose(SCALING, "`bench_scaling.json`) is {}–", src,
+    out += [Prose(SCALING, "checkpointing need {}–", src,
                   f"{mem}.28.fp32_checkpointing.total_gb_low", "{:.0f}"),
-            Prose(SCALING, "–{} GB per GPU at the authors'", src,
+            Prose(SCALING, "–{} GB per GPU, that", src,
                   f"{mem}.28.fp32_checkpointing.total_gb", "{:.0f}"),
             Prose(SCALING, "is estimated at {}–", src, f"{mem}.7.fp32_checkpointing.total_gb_low",
                   "{:.0f}"),
