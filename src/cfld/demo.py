@@ -196,13 +196,17 @@ def run_demo(out_dir: str | Path = "demo", num_pairs: int = 6,
     import json
 
     from cfld.checkpoint import write_text_atomic
+    from cfld.pipelines.distilled import resolve_sampling
     from cfld.shipped import DEMO_SETTINGS, load_pipeline
     from cfld.visualize import make_grid, save_image_atomic
 
     out_dir = Path(out_dir)
-    pipe = load_pipeline(model, scheduler=scheduler or DEMO_SETTINGS["scheduler"])
+    pipe = load_pipeline(model)
     pipe.set_progress_bar_config(disable=True)
-    steps = num_inference_steps or DEMO_SETTINGS["steps"]
+    # The demo's setting for an ordinary model; a distilled folder's own (e.g. LCM, 4 steps).
+    sampling = resolve_sampling(pipe, scheduler, num_inference_steps, fallback=DEMO_SETTINGS)
+    sampling.apply(pipe)
+    steps = sampling.num_inference_steps
     with tempfile.TemporaryDirectory() as tmp:
         root = make_held_out_root(Path(tmp) / "held_out", num_pairs)  # one pair per person
         result = score_pairs(pipe, root, num_pairs, steps, seed, batch_size=num_pairs,
@@ -226,7 +230,7 @@ def run_demo(out_dir: str | Path = "demo", num_pairs: int = 6,
                                                 "ground truth"])
     save_image_atomic(grid, out_dir / "grid.png")
     metrics = result.as_dict()
-    metrics["settings"] = {"scheduler": scheduler or DEMO_SETTINGS["scheduler"], "steps": steps,
+    metrics["settings"] = {"scheduler": sampling.scheduler_label, "steps": steps,
                            "seed": seed, "image_size": list(pipe.default_output_size)}
     write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2))
     return metrics

@@ -11,8 +11,13 @@ import os
 from pathlib import Path
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "assets" / "cfld-synthetic"
+#: The few-step student of the shipped model (issue 20; `cfld distill --teacher cfld-synthetic`
+#: then :func:`package_pipeline`).  Not shipped yet: naming it is a clear error until it is.
+FAST_DIR = SHIPPED_DIR.parent / "cfld-synthetic-fast"
 #: Models that ship inside the package, by the name ``from_pretrained`` and ``--model`` take.
-SHIPPED_MODELS: dict[str, Path] = {"cfld-synthetic": SHIPPED_DIR}
+SHIPPED_MODELS: dict[str, Path] = {"cfld-synthetic": SHIPPED_DIR, "cfld-synthetic-fast": FAST_DIR}
+#: Scheduler classes a shipped folder may record (its ``model_index.json``).
+SHIPPED_SCHEDULERS = ("DDPMScheduler", "LCMScheduler")
 
 #: Sampler used by `cfld demo` (chosen by benchmarks/bench_sampler_quality.py: the fastest
 #: setting whose quality is within the DDPM-50 seed-to-seed spread).
@@ -33,34 +38,46 @@ def is_shipped(pipe: object) -> bool:
     return bool(getattr(pipe, "_cfld_shipped", False))
 
 
-def shipped_model_dir() -> Path:
-    """Folder of the shipped pipeline; a clear error if this installation lacks it."""
-    if not (SHIPPED_DIR / "model_index.json").is_file():
+def shipped_model_dir(name: str = "cfld-synthetic") -> Path:
+    """Folder of the shipped pipeline ``name``; a clear error if this installation lacks it."""
+    folder = SHIPPED_MODELS[name]
+    if (folder / "model_index.json").is_file():
+        return folder
+    if folder == FAST_DIR:
         raise FileNotFoundError(
-            f"the shipped small model is missing from this installation ({SHIPPED_DIR}); "
-            "reinstall cfld, or train it with `python benchmarks/train_synthetic.py`")
-    return SHIPPED_DIR
+            f"the fast model {name} is not shipped yet ({FAST_DIR} is absent); make one with "
+            "`cfld distill --teacher cfld-synthetic --data ROOT --out RUN` and give "
+            "--model RUN/model")
+    raise FileNotFoundError(
+        f"the shipped small model is missing from this installation ({folder}); "
+        "reinstall cfld, or train it with `python benchmarks/train_synthetic.py`")
 
 
-def load_shipped_pipeline(torch_dtype=None):
-    """Load the shipped pipeline (CPU; float32 unless ``torch_dtype`` says otherwise)."""
+def load_shipped_pipeline(torch_dtype=None, name: str = "cfld-synthetic"):
+    """Load the shipped pipeline ``name`` (CPU; float32 unless ``torch_dtype`` says otherwise)
+    with the scheduler class and ``sampling_defaults`` its folder records."""
     import json
 
+    import diffusers
     import torch
-    from diffusers import DDPMScheduler
 
     from cfld.models.cfld import CFLDModel
     from cfld.models.pixel_autoencoder import PixelUnshuffleAutoencoder
     from cfld.pipelines.pipeline_cfld import CFLDPipeline
 
-    folder = shipped_model_dir()
+    folder = shipped_model_dir(name)
     # Stored in float16 to keep the wheel small; computed in float32.
     model = CFLDModel.from_pretrained(folder / "model", torch_dtype=torch_dtype or torch.float32)
     index = json.loads((folder / "model_index.json").read_text())
-    pipe = CFLDPipeline(model=model,
-                        scheduler=DDPMScheduler.from_pretrained(folder / "scheduler"),
+    scheduler_class = (index.get("scheduler") or [None, "DDPMScheduler"])[1]
+    if scheduler_class not in SHIPPED_SCHEDULERS:  # an allow-list: never a class named by a file
+        raise ValueError(f"{folder}/model_index.json names scheduler {scheduler_class!r}; a "
+                         f"shipped model uses one of {SHIPPED_SCHEDULERS}")
+    scheduler = getattr(diffusers, scheduler_class).from_pretrained(folder / "scheduler")
+    pipe = CFLDPipeline(model=model, scheduler=scheduler,
                         vae=PixelUnshuffleAutoencoder.from_pretrained(folder / "vae"),
-                        output_size=index.get("output_size"))
+                        output_size=index.get("output_size"),
+                        sampling_defaults=index.get("sampling_defaults"))
     pipe._cfld_shipped = True  # the CLI and the app say what this model is for (cfld.scope)
     return pipe
 
@@ -69,7 +86,8 @@ def load_pipeline(model: str | None = None, vae: str | None = None,
                   scheduler: str | None = None, device: str | None = None):
     """Load ``model`` (a shipped model's name, a folder or a hub id; default: the shipped
     model), optionally with another VAE and a scheduler by name
-    (:data:`cfld.pipelines.schedulers.SCHEDULERS`)."""
+    (:data:`cfld.pipelines.schedulers.SCHEDULERS`; None: the folder's own, e.g. a distilled
+    folder's ``LCMScheduler``; :func:`cfld.pipelines.distilled.resolve_sampling` picks it)."""
     from cfld.checks.device import check_device
     from cfld.pipelines.pipeline_cfld import CFLDPipeline
     from cfld.pipelines.schedulers import make_scheduler
@@ -85,7 +103,7 @@ def load_pipeline(model: str | None = None, vae: str | None = None,
             raise FileNotFoundError(f"--vae folder not found: {v} (give a Stable Diffusion 1.5 "
                                     "VAE folder or a hub id)")
     if model is None or shipped_name(model):
-        pipe = load_shipped_pipeline()
+        pipe = load_shipped_pipeline(name=shipped_name(model) or "cfld-synthetic")
     else:
         looks_local = os.path.isabs(model) or model.startswith(".") or model.count("/") != 1
         if Path(model).is_file():

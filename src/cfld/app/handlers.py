@@ -38,6 +38,7 @@ from cfld.app import pose_editor
 from cfld.app.uploads import MAX_UPLOAD_MB, Upload, Uploads
 from cfld.checks.numbers import FPS, FRAMES, SEED
 from cfld.checks.sampling import check_sampling
+from cfld.pipelines.distilled import resolve_sampling
 from cfld.pipelines.editing import image_strip, interpolate, style_transfer
 from cfld.pipelines.guidance import get_guidance
 from cfld.pipelines.inputs import keypoints_from_any
@@ -91,20 +92,31 @@ class AppHandlers:
     Args:
         pipe: A :class:`~cfld.CFLDPipeline` with an autoencoder.
         max_upload_mb: Uploads above this size are refused with a message.
-        guidance_type: Guidance of every generation (default Eq. 7).
+        guidance_type: Guidance of every generation (default: the model's own, Eq. 7 for an
+            ordinary model, ``none`` for a distilled one;
+            :func:`cfld.pipelines.distilled.resolve_sampling`).
         upload_dir: Gradio's upload folder (:func:`cfld.app.uploads.upload_folder`): its files
             are deleted as soon as a handler has read them; None (the Python API) deletes
             nothing.
     """
 
     def __init__(self, pipe: CFLDPipeline, max_upload_mb: float = MAX_UPLOAD_MB,
-                 guidance_type: str = "uc_down_full",
+                 guidance_type: str | None = None,
                  upload_dir: str | os.PathLike | None = None) -> None:
-        get_guidance(guidance_type)  # a clear error for an unknown name, before serving
+        if guidance_type is not None:
+            get_guidance(guidance_type)  # a clear error for an unknown name, before serving
         pipe.set_progress_bar_config(disable=True)
         self.pipe = pipe
-        self.guidance_type = guidance_type
+        #: The model's own sampling (the panel's initial values), the CLI's rule.
+        self.defaults = resolve_sampling(pipe, guidance_type=guidance_type)
+        self.guidance_type = self.defaults.guidance_type
         self.base_scheduler = pipe.scheduler
+        # A folder's own scheduler that has no name here (a distilled LCMScheduler) is offered
+        # under its class name, first and selected.
+        own = self.defaults.scheduler is None
+        self.default_scheduler = (f"{self.defaults.scheduler_label} (the model's own)" if own
+                                  else self.defaults.scheduler)
+        self.scheduler_choices = ([self.default_scheduler] if own else []) + sorted(SCHEDULERS)
         self.lock = threading.Lock()  # one generation at a time: the scheduler is shared
         self.uploads = Uploads(max_upload_mb, upload_dir)  # uploads deleted once read
         self.gallery = gallery_poses()
@@ -120,12 +132,13 @@ class AppHandlers:
     def sampling(self, steps: float, scale_pose: float, scale_app: float, seed: float,
                  scheduler: str) -> tuple[dict[str, Any], torch.Generator]:
         """Pipeline keyword arguments and a seeded generator from the settings panel."""
-        if scheduler not in SCHEDULERS:
+        if scheduler not in self.scheduler_choices:
             raise gr.Error(f"unknown scheduler {scheduler!r}")
         # The pipeline's own rules (never clamped or coerced): a bad value is a message.
         checked = check_sampling(steps, scale_pose, scale_app)
         seed = SEED.check(0 if seed is None else seed, "seed")
-        self.pipe.scheduler = make_scheduler(scheduler, self.base_scheduler)
+        self.pipe.scheduler = (self.base_scheduler if scheduler not in SCHEDULERS
+                               else make_scheduler(scheduler, self.base_scheduler))
         g = torch.Generator(device=self.pipe._execution_device).manual_seed(int(seed))
         kw = dict(num_inference_steps=checked["num_inference_steps"],
                   scale_pose=checked["scale_pose"], scale_app=checked["scale_app"],

@@ -20,7 +20,6 @@ import gradio as gr
 from cfld.app.handlers import AppHandlers
 from cfld.app.pose_tab import animation_tab, pose_tab
 from cfld.app.uploads import MAX_UPLOAD_MB, Uploads, upload_folder
-from cfld.pipelines.schedulers import SCHEDULERS
 from cfld.pose.masks import BODY_PARTS
 from cfld.scope import SHIPPED_HEADER
 from cfld.shipped import is_shipped
@@ -43,17 +42,20 @@ APP_CSS = """
 CACHE_CLEANUP = (600, 3600)
 
 
-def build_app(pipe: CFLDPipeline, default_steps: int = 50, max_upload_mb: float = MAX_UPLOAD_MB,
+def build_app(pipe: CFLDPipeline, default_steps: int | None = None,
+              max_upload_mb: float = MAX_UPLOAD_MB,
               title: str = "CFLD: pose-guided person image synthesis",
-              guidance_type: str = "uc_down_full") -> gr.Blocks:
+              guidance_type: str | None = None) -> gr.Blocks:
     """The Gradio Blocks of the app for ``pipe`` (not launched; see :func:`launch_app`).
 
     Args:
         pipe: A :class:`~cfld.CFLDPipeline` with an autoencoder.
-        default_steps: Initial value of the steps slider.
+        default_steps: Initial value of the steps slider (default: the model's own, 50 for
+            an ordinary model; :func:`cfld.pipelines.distilled.resolve_sampling`).
         max_upload_mb: Uploads above this size are refused with a message.
         title: Page title.
-        guidance_type: Guidance of every generation (default Eq. 7; ``none`` is 3× faster).
+        guidance_type: Guidance of every generation (default: the model's own, Eq. 7 for an
+            ordinary model; ``none`` is 3× faster).
     """
     app = AppHandlers(pipe, max_upload_mb=max_upload_mb, guidance_type=guidance_type,
                       upload_dir=upload_folder())
@@ -68,7 +70,7 @@ def build_app(pipe: CFLDPipeline, default_steps: int = 50, max_upload_mb: float 
                     f"generated at {pipe.image_size[0]}×{pipe.image_size[1]} and shown at "
                     f"{out_h}×{out_w}. Uploads up to {max_upload_mb:g} MB.\n\n{what}",
                     elem_id="header")
-        settings = _settings(default_steps)
+        settings = _settings(app, default_steps)
         names = list(app.gallery)
         with gr.Tabs():
             with gr.Tab("Pose transfer", id="pose"):
@@ -133,16 +135,20 @@ def _payload_paths(payload: Any) -> list[str]:
     return found
 
 
-def _settings(default_steps: int) -> list[Any]:
-    """The sampling settings panel; its components, in the order every handler takes them."""
+def _settings(app: AppHandlers, default_steps: int | None) -> list[Any]:
+    """The sampling settings panel (initial values: the model's own, ``app.defaults``); its
+    components, in the order every handler takes them."""
+    d = app.defaults
     with gr.Accordion("Sampling settings", open=False):
         with gr.Row():
-            steps = gr.Slider(1, 200, value=default_steps, step=1, label="Steps",
-                              elem_id="steps")
-            scale_pose = gr.Slider(0, 10, value=2.0, step=0.1, label="scale_pose (w_pose)")
-            scale_app = gr.Slider(0, 10, value=2.0, step=0.1, label="scale_app (w_app)")
+            steps = gr.Slider(1, 200, value=default_steps or d.num_inference_steps, step=1,
+                              label="Steps", elem_id="steps")
+            scale_pose = gr.Slider(0, 10, value=d.scale_pose, step=0.1,
+                                   label="scale_pose (w_pose)")
+            scale_app = gr.Slider(0, 10, value=d.scale_app, step=0.1, label="scale_app (w_app)")
             seed = gr.Number(value=0, precision=0, label="Seed", elem_id="seed")
-            scheduler = gr.Dropdown(sorted(SCHEDULERS), value="ddpm", label="Scheduler")
+            scheduler = gr.Dropdown(app.scheduler_choices, value=app.default_scheduler,
+                                    label="Scheduler")
     return [steps, scale_pose, scale_app, seed, scheduler]
 
 

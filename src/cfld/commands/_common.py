@@ -15,14 +15,17 @@ if TYPE_CHECKING:  # torch and the pipeline are imported when a command runs, no
 
     import torch
 
+    from cfld.pipelines.distilled import Sampling
     from cfld.pipelines.pipeline_cfld import CFLDPipeline
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     """Which pipeline to load and where to run it (generate, edit, animate, app)."""
     p.add_argument("--model", default=None, metavar="NAME|DIR|HUB_ID",
-                   help="cfld-synthetic (the shipped small model, the default), a pipeline "
-                        "folder (e.g. written by `cfld convert`), or a hub id")
+                   help="cfld-synthetic (the shipped small model, the default), "
+                        "cfld-synthetic-fast (its few-step student, once shipped), a pipeline "
+                        "folder (e.g. written by `cfld convert` or `cfld distill`: RUN/model), "
+                        "or a hub id")
     p.add_argument("--vae", default=None, metavar="DIR|HUB_ID",
                    help="SD-1.5 VAE for a model folder without one (not needed for a folder "
                         "written by `cfld convert --pretrained-sd`)")
@@ -30,19 +33,28 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                    help="auto (cuda, else mps, else cpu), cpu, cuda, cuda:N or mps")
 
 
+#: The sampling flags' shared default, in the help (cfld.pipelines.distilled.resolve_sampling).
+MODEL_DEFAULT = ("default: the model's own: a distilled folder's recorded setting, else the "
+                 "paper's")
+
+
 def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
-    """Options shared by generate/edit/animate: the model and how to sample it."""
+    """Options shared by generate/edit/animate: the model and how to sample it.  The sampling
+    flags default to None, "the model's own" (:func:`cfld.pipelines.distilled.resolve_sampling`)."""
     add_model_arguments(p)
     p.add_argument("--steps", type=STEPS.arg(), default=None,
-                   help="denoising steps (default 50 for ddpm, 20 otherwise)")
-    p.add_argument("--scheduler", default="ddpm", choices=SCHEDULER_NAMES,
-                   help="diffusers sampler (ddpm: the paper's)")
-    p.add_argument("--guidance-type", default="uc_down_full", choices=GUIDANCE_NAMES,
-                   help="classifier-free guidance (uc_down_full: Eq. 7)")
-    p.add_argument("--scale-pose", type=GUIDANCE_SCALE.arg(), default=2.0,
-                   help="w_pose of Eq. (7)")
-    p.add_argument("--scale-app", type=GUIDANCE_SCALE.arg(), default=2.0,
-                   help="w_app of Eq. (7)")
+                   help=f"denoising steps ({MODEL_DEFAULT} 50; with --scheduler: 50 for ddpm "
+                        "and euler_a, 20 otherwise)")
+    p.add_argument("--scheduler", default=None, choices=SCHEDULER_NAMES,
+                   help="diffusers sampler (default: the model's own: a distilled folder's "
+                        "LCMScheduler, else the paper's ddpm)")
+    p.add_argument("--guidance-type", default=None, choices=GUIDANCE_NAMES,
+                   help=f"classifier-free guidance ({MODEL_DEFAULT} uc_down_full, Eq. 7; a "
+                        "guidance-distilled model records none and refuses multi-branch types)")
+    p.add_argument("--scale-pose", type=GUIDANCE_SCALE.arg(), default=None,
+                   help=f"w_pose of Eq. (7) ({MODEL_DEFAULT} 2)")
+    p.add_argument("--scale-app", type=GUIDANCE_SCALE.arg(), default=None,
+                   help=f"w_app of Eq. (7) ({MODEL_DEFAULT} 2)")
     p.add_argument("--seed", type=SEED.arg(), default=0, help="random seed of the initial noise")
 
 
@@ -54,18 +66,25 @@ def add_overwrite_argument(p: argparse.ArgumentParser) -> None:
 
 
 def check_sampling_args(args: argparse.Namespace) -> None:
-    """The sampling flags under the API's rules (for namespaces not made by argparse)."""
-    from cfld.checks.sampling import check_sampling
-
-    check_sampling(default_steps(args), args.scale_pose, args.scale_app)
+    """The given sampling flags under the API's rules (for namespaces not made by argparse)."""
+    if args.steps is not None:
+        STEPS.check(args.steps, "--steps")
+    for value, flag in ((args.scale_pose, "--scale-pose"), (args.scale_app, "--scale-app")):
+        if value is not None:
+            GUIDANCE_SCALE.check(value, flag)
     SEED.check(args.seed, "--seed")
 
 
-def default_steps(args: argparse.Namespace) -> int:
-    """50 DDPM steps (the paper), 20 for the deterministic/multistep solvers."""
-    if args.steps is not None:
-        return int(STEPS.check(args.steps, "--steps"))
-    return 50 if args.scheduler in ("ddpm", "euler_a") else 20
+def resolve_args(pipe: CFLDPipeline, args: argparse.Namespace) -> Sampling:
+    """The sampling flags over the model's own defaults (one rule for every command and the
+    app: :func:`cfld.pipelines.distilled.resolve_sampling`), applied to ``pipe``'s scheduler."""
+    from cfld.pipelines.distilled import resolve_sampling
+
+    sampling = resolve_sampling(pipe, scheduler=args.scheduler, num_inference_steps=args.steps,
+                                guidance_type=args.guidance_type, scale_pose=args.scale_pose,
+                                scale_app=args.scale_app)
+    sampling.apply(pipe)
+    return sampling
 
 
 def load_sampling(args: argparse.Namespace) -> tuple[CFLDPipeline, dict[str, Any],
@@ -77,11 +96,9 @@ def load_sampling(args: argparse.Namespace) -> tuple[CFLDPipeline, dict[str, Any
     from cfld.shipped import load_pipeline
 
     check_sampling_args(args)
-    steps = default_steps(args)
-    pipe = load_pipeline(args.model, args.vae, args.scheduler, args.device)
+    pipe = load_pipeline(args.model, args.vae, None, args.device)
     pipe.set_progress_bar_config(disable=True)
-    kwargs = dict(num_inference_steps=steps, guidance_type=args.guidance_type,
-                  scale_pose=args.scale_pose, scale_app=args.scale_app)
+    kwargs = resolve_args(pipe, args).call_kwargs()
     generator = torch.Generator(device=pipe._execution_device).manual_seed(args.seed)
     return pipe, kwargs, generator
 
@@ -131,5 +148,5 @@ def require_files(**paths: str | None) -> None:
 
 
 __all__ = ["add_model_arguments", "add_overwrite_argument", "add_sampling_arguments",
-           "check_sampling_args", "default_steps", "load_sampling", "print_source_notes",
-           "require_files", "step_progress"]
+           "check_sampling_args", "load_sampling", "print_source_notes", "require_files",
+           "resolve_args", "step_progress"]

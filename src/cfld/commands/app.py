@@ -16,7 +16,8 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     PORT.check(args.port, "--port")
     UPLOAD_MB.check(args.max_upload_mb, "--max-upload-mb")
-    STEPS.check(args.steps, "--steps")
+    if args.steps is not None:
+        STEPS.check(args.steps, "--steps")
     from cfld.app import build_app, launch_app, load_default_pipeline
 
     pipe = load_default_pipeline(args.model, args.vae, args.device)
@@ -61,10 +62,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--share", action="store_true",
                    help="also create a public link through Gradio's share servers (needs the "
                         "internet; anyone with the link can use the app)")
-    p.add_argument("--steps", type=STEPS.arg(), default=50,
-                   help="initial steps in the app (default 50)")
+    p.add_argument("--steps", type=STEPS.arg(), default=None,
+                   help="initial steps in the app (default: the model's own: a distilled "
+                        "folder's recorded steps, else the paper's 50)")
     p.add_argument("--max-upload-mb", type=UPLOAD_MB.arg(), default=10.0,
                    help="refuse uploads above this size (default 10 MB)")
-    p.add_argument("--guidance-type", default="uc_down_full", choices=GUIDANCE_NAMES,
-                   help="guidance of every generation (default: Eq. 7)")
+    p.add_argument("--guidance-type", default=None, choices=GUIDANCE_NAMES,
+                   help="guidance of every generation (default: the model's own: none for a "
+                        "guidance-distilled folder, else uc_down_full, Eq. 7)")
     p.set_defaults(func=run)

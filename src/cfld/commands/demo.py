@@ -19,7 +19,15 @@ def run(args: argparse.Namespace) -> int:
     from cfld.checks.writes import replace_entries
     from cfld.demo import run_demo
     from cfld.pose.gallery import is_example_pose
+    from cfld.shipped import shipped_model_dir, shipped_name
 
+    if args.fast:
+        if args.model is not None:
+            raise ValueError(f"--fast is --model cfld-synthetic-fast; give one of --fast and "
+                             f"--model {args.model}")
+        args.model = "cfld-synthetic-fast"
+    if shipped_name(args.model):  # a shipped model not in this installation: say so first
+        shipped_model_dir(args.model)
     output_dir(args.out, "--out", DEMO_FILES, overwrite=args.overwrite)
     if (args.source is None) != (args.pose is None):
         raise ValueError("give both --source and --pose to add your own pair to the demo")
@@ -30,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         from cfld.data.images import open_image
         from cfld.scope import source_notes
 
-        shipped = args.model is None or args.model == "cfld-synthetic"
+        shipped = args.model is None or bool(shipped_name(args.model))
         for line in source_notes(open_image(args.source, what="--source"), shipped):
             print(line)
     t0 = time.perf_counter()
@@ -80,13 +88,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--pairs", type=PAIRS.arg(), default=6, help="held-out pairs to generate")
     p.add_argument("--steps", type=STEPS.arg(), default=None,
                    help=f"denoising steps (default: {DEMO_SETTINGS['steps']}, the demo's "
-                        "sampler setting)")
+                        "sampler setting; a distilled model: its recorded steps)")
     p.add_argument("--scheduler", default=None, choices=SCHEDULER_NAMES,
                    help=f"sampler (default: {DEMO_SETTINGS['scheduler']}, the demo's sampler "
-                        "setting)")
+                        "setting; a distilled model: its own LCMScheduler)")
     p.add_argument("--seed", type=SEED.arg(), default=0, help="random seed")
     p.add_argument("--model", default=None, metavar="NAME|DIR",
                    help="another pipeline instead of the shipped one (default: cfld-synthetic)")
+    p.add_argument("--fast", action="store_true",
+                   help="the shipped few-step student (= --model cfld-synthetic-fast; not "
+                        "shipped yet: make one with `cfld distill --teacher cfld-synthetic`)")
     p.add_argument("--source", default=None, help="also generate your own photo ...")
     p.add_argument("--pose", default=None,
                    help="... in this pose (an example pose name, keypoint JSON or image)")

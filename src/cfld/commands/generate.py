@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from cfld.checks.numbers import BATCH_SIZE, LIMIT, Number
-from cfld.commands._common import add_sampling_arguments, default_steps, require_files
+from cfld.commands._common import add_sampling_arguments, require_files
 
 #: ``--threads``: torch CPU threads per process.
 THREADS = Number("threads", integer=True, lo=1, hi=1024, example="1")
@@ -18,6 +18,7 @@ def run(args: argparse.Namespace) -> int:
     from cfld.checks.generation import batch_pairs, single_inputs, single_output
     from cfld.checks.numbers import MAX_OUTPUT_SIDE
     from cfld.checks.sampling import check_output_size
+    from cfld.commands._common import resolve_args
     from cfld.data.formats import read_pairs
     from cfld.generation import generate_one, generate_pairs
     from cfld.shipped import load_pipeline
@@ -57,10 +58,8 @@ def run(args: argparse.Namespace) -> int:
 
         procs = processes(args.device)
     device = args.device if procs is None or procs.world == 1 else str(procs.device)
-    pipe = load_pipeline(args.model, args.vae, args.scheduler, device)
-    common = dict(num_inference_steps=default_steps(args), guidance_type=args.guidance_type,
-                  scale_pose=args.scale_pose, scale_app=args.scale_app,
-                  output_size=size,
+    pipe = load_pipeline(args.model, args.vae, None, device)
+    common = dict(resolve_args(pipe, args).call_kwargs(), output_size=size,
                   keep_square=args.keep_square)
     if single:
         from cfld.commands._common import print_source_notes

@@ -192,8 +192,8 @@ class CFLDPipeline(DiffusionPipeline):
         """
         from cfld.shipped import load_shipped_pipeline, shipped_name
 
-        if shipped_name(pretrained_model_name_or_path):
-            return load_shipped_pipeline(kwargs.pop("torch_dtype", None) or torch.float32)
+        if name := shipped_name(pretrained_model_name_or_path):
+            return load_shipped_pipeline(kwargs.pop("torch_dtype", None) or torch.float32, name)
         # Every file is checked (and model_index.json's class names against an allow-list)
         # before diffusers imports anything it names; a hub id is fetched first.
         folder = check_pipeline_folder(_resolve_folder(pretrained_model_name_or_path, None))
