@@ -18,7 +18,6 @@ Writes a JSON (``--out``, default ``benchmarks/results/appearance_probe.json``).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -57,10 +56,35 @@ def _inputs(root: Path, pairs, swapped):
 
 def _colour_error(pred: torch.Tensor, gt: torch.Tensor, parts: torch.Tensor) -> float:
     """Mean part-colour error with the reports' erosion."""
+    return _part_errors(pred, gt, parts)["mean"]
+
+
+def _part_errors(pred: torch.Tensor, gt: torch.Tensor, parts: torch.Tensor) -> dict[str, float]:
+    """The reports' part-colour error, overall ("mean") and per body part (PART_LABELS names)."""
+    from cfld.data.synthetic import PART_LABELS
     from cfld.metrics import part_colour_error
     from cfld.metrics.scoring import report_erosion
 
-    return float(part_colour_error(pred, gt, parts, erode=report_erosion(gt.shape[-2])).nanmean())
+    total, per = part_colour_error(pred, gt, parts, erode=report_erosion(gt.shape[-2]),
+                                   per_part=True)
+    out = {"mean": float(total.nanmean())}
+    out.update({PART_LABELS[k]: float(v.nanmean()) for k, v in per.items()})
+    return out
+
+
+def mean_colour_baseline(gt: torch.Tensor, parts: torch.Tensor) -> dict[str, float]:
+    """Part-colour error of painting every part with its mean colour over all the targets.
+
+    A model that ignored the source but knew the population's average clothes would score
+    this; a part whose error is not below it carries nothing of the source.
+    """
+    painted = gt.clone()
+    for label in parts.unique().tolist():
+        if label > 0:
+            mask = parts == label  # (N,H,W)
+            colour = gt.permute(1, 0, 2, 3)[:, mask].mean(1)  # (3,)
+            painted.permute(1, 0, 2, 3)[:, mask] = colour[:, None]
+    return _part_errors(painted, gt, parts)
 
 
 def probe_x0(pipe, root: Path, pairs, swapped, timesteps, seed: int) -> dict:
@@ -99,10 +123,17 @@ def probe_x0(pipe, root: Path, pairs, swapped, timesteps, seed: int) -> dict:
                 pred = pipe.model.predict_noise(zt, tt, c)
             x0 = clean_estimate(sched.config.prediction_type, zt, alpha_bar, pred)
             img = quantize(resize_output(pipe.decode_latents(x0), size)).float() / 255
-            row[name] = _colour_error(img, gt, parts)
+            if name in ("true", "swapped"):  # per body part too
+                per_part = _part_errors(img, gt, parts)
+                row[name] = per_part.pop("mean")
+                row[f"{name}_per_part"] = per_part
+            else:
+                row[name] = _colour_error(img, gt, parts)
         out[str(int(t))] = row
         print(f"x0 t={t}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()
-                                        if not k.startswith("no_bias_")), flush=True)
+                                        if isinstance(v, float)
+                                        and not k.startswith("no_bias_")), flush=True)
+    out["mean_colour_baseline"] = mean_colour_baseline(gt, parts)
     return out
 
 
@@ -178,9 +209,10 @@ def main(argv=None) -> int:
         if not args.no_sample:
             result["sample"] = probe_sampling(pipe, root, pairs, swapped, args.steps, args.seed)
     result["seconds"] = round(time.perf_counter() - t0, 1)
-    path = Path(args.out) if args.out else RESULTS / "appearance_probe.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2))
+    from common import machine_info, write_json  # benchmarks/ is on sys.path as the script's dir
+
+    result["machine"] = machine_info(torch.device("cpu"))
+    path = write_json(result, Path(args.out) if args.out else RESULTS / "appearance_probe.json")
     print(f"wrote {path}")
     return 0
 

@@ -38,8 +38,12 @@
 
 8. Appearance (README, "The shipped small model"): ``<out>/encoder`` pre-trains H_S and H_D
    (``cfld.training.encoder_pretrain``, ``--encoder-steps`` 3,000) on ``<out>/data_rich``
-   (DATA_RICH: 2,000 people), then ``<out>/appearance1..5`` fine-tune 500 steps each at LR 1e-4
-   with cubic timesteps, 30 % low-noise t and no Min-SNR (``--appearance-steps``).
+   (DATA_RICH: 2,000 people), then ``<out>/appearance1..7`` fine-tune at LR 1e-4 with cubic
+   timesteps, 30 % low-noise t and no Min-SNR (``--appearance-steps`` 500 ×5, 3,000, 2,500).
+   Stages 1–5 share the seed 3407 and, each shorter than an epoch (5,000 steps), therefore see
+   the SAME 4,000 pairs and draws; stages 6 and 7 have their own seeds (``--appearance-seeds``)
+   and see new pairs: the x0 estimate's part-colour error at t = 999 fell from 0.213 to 0.170
+   in stage 6 (48 test pairs of DATA), where stages 2–5 had moved it by about 0.01 each.
 
 Rerunning the command skips finished stages and resumes an interrupted one from its newest
 checkpoint (exactly; a resumed run keeps the LR schedule stored in its checkpoint).  A finished
@@ -213,11 +217,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--encoder-steps", type=int, default=3000,
                         help="appearance pre-training steps of H_S and H_D after the shape "
                              "stages (default 3000; 0 = no appearance stages)")
-    parser.add_argument("--appearance-steps", default="500,500,500,500,500",
+    parser.add_argument("--appearance-steps", default="500,500,500,500,500,3000,2500",
                         help="appearance stages after the encoder pre-training, comma-separated "
                              "step counts; each continues from the previous model on DATA_RICH "
                              "with cubic timesteps, 30 %% low-noise t and no Min-SNR")
     parser.add_argument("--appearance-lr", type=float, default=1e-4)
+    parser.add_argument("--appearance-seeds", default="3407,3407,3407,3407,3407,3413,3414",
+                        help="seed of each appearance stage, comma-separated like "
+                             "--appearance-steps (default: the shipped model's; 'same' = --seed "
+                             "for every stage).  The seed "
+                             "fixes the stage's data order and draws: stages of equal seed and "
+                             "fewer steps than an epoch see the SAME pairs")
     parser.add_argument("--mixed-precision", default="no", choices=("no", "bf16"),
                         help="bf16 autocast on CPU (default no: measured not faster here)")
     parser.add_argument("--threads", type=int, default=1,
@@ -243,8 +253,9 @@ def main(argv: list[str] | None = None) -> int:
         args.finetune_prediction = args.prediction
     if args.prediction == "v_prediction" and args.finetune_prediction == "sample":
         parser.error("a v-prediction stage 1 cannot be continued as x0 prediction")
+    # (name, steps, lr, warm-up, init, prediction, Min-SNR γ, low-noise share, data, cubic, seed)
     stages = [("run", args.steps, args.lr, args.warmup_steps, None, args.prediction, None, 0.0,
-               data, False)]
+               data, False, args.seed)]
     ft_steps = [int(v) for v in str(args.finetune_steps).split(",") if int(v) > 0]
     ft_lrs = [float(v) for v in str(args.finetune_lr).split(",")]
     ft_gammas = [None if v.strip().lower() == "none" else float(v)
@@ -260,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
                                              if not args.timing else ()):
         name = base + (str(i + 1) if i else "")
         stages.append((name, ft, lr, 100, previous, args.finetune_prediction, gamma, low, data,
-                       False))
+                       False, args.seed))
         previous = out / name / "model"
     if args.encoder_steps and not args.timing:
         # Appearance stages (README, "The shipped small model"): H_S/H_D pre-trained to carry
@@ -270,10 +281,16 @@ def main(argv: list[str] | None = None) -> int:
         rich = make_data(out / "data_rich", DATA_RICH)
         encoder = ("encoder", previous, rich)
         previous = out / "encoder" / "model"
-        for i, ft in enumerate(int(v) for v in args.appearance_steps.split(",") if int(v) > 0):
+        app_steps = [int(v) for v in args.appearance_steps.split(",") if int(v) > 0]
+        app_seeds = ([args.seed] * len(app_steps) if args.appearance_seeds == "same"
+                     else [int(v) for v in args.appearance_seeds.split(",")])
+        if len(app_seeds) != len(app_steps):
+            parser.error(f"--appearance-seeds needs {len(app_steps)} values, one per "
+                         f"--appearance-steps stage")
+        for i, (ft, stage_seed) in enumerate(zip(app_steps, app_seeds)):
             name = f"appearance{i + 1}"
             stages.append((name, ft, args.appearance_lr, 50, previous, args.finetune_prediction,
-                           None, 0.3, rich, True))
+                           None, 0.3, rich, True, stage_seed))
             previous = out / name / "model"
     else:
         encoder = None
@@ -281,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         [int(v) for v in args.unet_widths.split(",")])
     summaries = []
     model_dir = None
-    for name, steps, lr, warmup, init_from, prediction, gamma, low, root, cubic in stages:
+    for name, steps, lr, warmup, init_from, prediction, gamma, low, root, cubic, seed in stages:
         steps = args.timing or steps
         if encoder is not None and init_from == out / "encoder" / "model":
             pretrain_encoder_stage(encoder[1], init_from, encoder[2], args.encoder_steps)
@@ -292,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.timing and (out / name / "model" / "model_index.json").is_file():
             check_finished_stage(out / name, {
                 "max_steps": steps, "lr": lr, "prediction_type": prediction,
-                "snr_gamma": gamma, "low_noise_fraction": low, "cubic_sampling": cubic})
+                "snr_gamma": gamma, "low_noise_fraction": low, "cubic_sampling": cubic,
+                "seed": seed})
             print(f"[{name}] already trained: {out / name / 'model'}", flush=True)
             model_dir = str(out / name / "model")
             continue
@@ -321,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
             snr_gamma=gamma,
             low_noise_fraction=low,
             mixed_precision=args.mixed_precision,
-            seed=args.seed,
+            seed=seed,
             log_every=10,
             sample_every=-1 if args.timing else 400,
             sample_count=6,

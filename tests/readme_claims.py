@@ -179,6 +179,8 @@ def _shipped() -> list:
     out += [Cell(SHIPPED, "copy the source", col, q, key.replace("model.", "copy_source."), fmt)
             for col, key, fmt in cols[:5]]
     out += [Cell(SHIPPED, "before (v1)", col, v1, key, fmt) for col, key, fmt in cols[:3]]
+    v2 = "v2/v2_shipped_model_quality.json"  # the model this one replaced
+    out += [Cell(SHIPPED, "v2 (previous)", col, v2, key, fmt) for col, key, fmt in cols]
     out.append(Cell(SHIPPED, "ground truth through", "silhouette IoU", q,
                     "ground_truth_through_model_size.silhouette_iou", "{:.3f}"))
     return out
