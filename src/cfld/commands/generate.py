@@ -58,6 +58,13 @@ def run(args: argparse.Namespace) -> int:
 
         procs = processes(args.device)
     device = args.device if procs is None or procs.world == 1 else str(procs.device)
+    if procs is not None and args.threads is None and args.batch_invariant and _on_cpu(device):
+        # One thread per process by default, as torchrun gives each: CPU kernels round
+        # differently with another thread count, so only then are the PNGs the same for any
+        # process count (README "Scaling out").  On CPUs, scale out with processes.
+        import torch
+
+        torch.set_num_threads(1)
     pipe = load_pipeline(args.model, args.vae, None, device)
     common = dict(resolve_args(pipe, args).call_kwargs(), output_size=size,
                   keep_square=args.keep_square)
@@ -127,10 +134,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "--no-batch-invariant runs --batch-size images per call, and another "
                         "--batch-size can then move a few pixel values by one level")
     p.add_argument("--threads", type=THREADS.arg(), default=None, metavar="N",
-                   help="torch CPU threads per process (default: torch's, i.e. "
-                        "OMP_NUM_THREADS or the core count; torchrun sets 1 per process). "
-                        "CPU kernels round differently with another thread count: images are "
-                        "bit-identical only at the same thread count (README: Scaling out)")
+                   help="torch CPU threads per process (default: 1 in batch mode on a CPU, "
+                        "as torchrun gives each process, so that the PNGs are the same for any "
+                        "process count; torch's own count in single mode and with "
+                        "--no-batch-invariant). CPU kernels round differently with another "
+                        "thread count: images are bit-identical only at the same thread count "
+                        "(README: Scaling out)")
     p.add_argument("--limit", type=LIMIT.arg(), default=None,
                    help="batch mode: first N pairs only")
     p.add_argument("--overwrite", action="store_true",
@@ -140,3 +149,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="single mode: also write <out>_grid.png (source | pose | generated)")
     add_sampling_arguments(p)
     p.set_defaults(func=run)
+
+
+def _on_cpu(device: str | None) -> bool:
+    """Whether the pipeline will run on the CPU (``--device`` or the default)."""
+    if device is not None:
+        return str(device).startswith("cpu")
+    import torch
+
+    return not torch.cuda.is_available()
