@@ -193,7 +193,21 @@ LIM, SMP, TRN, SQ = ("bench_limit.json", "bench_sampling.json", "bench_training.
 def _perf_vs_authors() -> list:
     """The authors'-loop paragraph (its full-size run did not finish: no timings)."""
     src = "bench_fast_quality.json"
-    return [Prose(PERF, "{} cores of an AMD EPYC CPU", LIM, "machine.cpu_count"),
+    bva, sel = "bench_vs_authors.json", "rows[variant={}].per_image_cpu_s"
+    cpu = [Prose(PERF, "the first {} step of each", bva, "steps_timed"),
+           Prose(PERF, "configuration, repeats: {};", bva, "repeats"),
+           Prose(PERF, "fused fp32 loop {},", bva, sel.format("authors_fused_fp32"), "{:.0f}"),
+           Prose(PERF, "with exact attention {},", bva, sel.format("authors_exact_fp32"), "{:.0f}"),
+           Prose(PERF, "ours in fp32 {} (", bva, sel.format("ours_fp32"), "{:.0f}"),
+           Prose(PERF, "({}× the fused loop)", bva, "cpu_time.ours_fp32", "{:.2f}"),
+           Prose(PERF, "ours in bf16 {} (", bva, sel.format("ours_bf16"), "{:.0f}"),
+           Prose(PERF, "({}×; the authors'", bva, "cpu_time.ours_bf16", "{:.2f}"),
+           Prose(PERF, "loop in bf16 {})", bva, sel.format("authors_fused_bf16"), "{:.0f}"),
+           Prose(PERF, "the fast setting {} (", bva, sel.format("ours_fast"), "{:.0f}"),
+           Prose(PERF, "({}×). On CPU", bva, "cpu_time.ours_fast", "{:.1f}"),
+           Prose(PERF, "(relative difference {}).", bva, "equality.authors_fused_fp32_vs_ours_fp32",
+                 "sci1")]
+    return cpu + [Prose(PERF, "{} cores of an AMD EPYC CPU", LIM, "machine.cpu_count"),
             Prose(PERF, "the fast setting evaluates {} full UNet samples", src,
                   "fast_unet_evals_per_image"),
             Prose(PERF, "(+{} shallow ones) instead of 150", src,
