@@ -139,7 +139,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="set any configuration field; VALUE is JSON (numbers, true/false, null, "
                         "lists, objects such as model_overrides={...}) or a plain string")
     p.add_argument("--dry-run", action="store_true",
-                   help="print the resolved configuration as JSON and exit without training")
+                   help="print the resolved configuration as JSON (per-process and total batch, "
+                        "accumulation, LR, process count, preset sizes, data pair count) and "
+                        "exit without training")
+    p.add_argument("--num-processes", type=int, default=None, metavar="N",
+                   help="with --dry-run: resolve for N processes (default: the launcher's "
+                        "WORLD_SIZE, else 1); to train on N, launch with torchrun / accelerate")
     add_config_flags(p)
     p.add_argument("--uniform-timesteps", dest="cubic_sampling", action="store_false",
                    default=argparse.SUPPRESS,
@@ -180,9 +185,17 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def run(args: argparse.Namespace) -> int:
     """Train (or, with ``--dry-run``, print the configuration); print a one-line JSON summary."""
     config = config_from_args(args)
+    procs = getattr(args, "num_processes", None)
+    if procs is not None and (not args.dry_run or procs < 1):
+        raise ValueError("--num-processes N (N >= 1) only goes with --dry-run; to train on N "
+                         "processes launch with `torchrun --nproc_per_node N -m cfld.cli train`")
     if args.dry_run:
-        config.validate()
-        print(json.dumps(config.to_dict(), indent=2, sort_keys=True))
+        from cfld.distributed import launched_processes, launched_rank
+        from cfld.training.resolved import resolved_run
+
+        resolved = resolved_run(config, procs or launched_processes())
+        if launched_rank() == 0:  # one print per launch
+            print(json.dumps(resolved, indent=2, sort_keys=True))
         return 0
     from cfld.checks.outputs import run_dir
 
