@@ -72,6 +72,9 @@ def _torch_threads_session():
 def _torch_threads():
     _set_test_threads()
     yield
+    # Also after the test: an in-process CLI run (e.g. `generate --pairs`, 1 thread per
+    # process) must not leak its thread count into the next module's module-scoped fixtures.
+    _set_test_threads()
 
 
 def perturb_appearance(model, std: float = 0.2) -> None:

@@ -175,7 +175,12 @@ def _config(teacher_dir, data_root, out, **kw) -> DistillConfig:
 @pytest.fixture(scope="module")
 def straight(teacher_dir, data_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("straight") / "run"
-    return out, distill(_config(teacher_dir, data_root, out, sample_every=0, sample_count=1))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)  # a module fixture runs before the function-scoped _one_thread
+    try:
+        return out, distill(_config(teacher_dir, data_root, out, sample_every=0, sample_count=1))
+    finally:
+        torch.set_num_threads(previous)
 
 
 def test_resume_is_exact(straight, teacher_dir, data_root, tmp_path):
