@@ -5,17 +5,23 @@ from __future__ import annotations
 import copy
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from diffusers import DDPMScheduler
 from torch import Tensor, nn
 
 from cfld.checkpoint import load_state_strict
+from cfld.data.datasets import DeepFashionTrain
 from cfld.models.cfld import CFLDModel
 from cfld.pipelines.schedulers import OFFICIAL_SCHEDULER_CONFIG, official_scheduler
 from cfld.presets import Preset, get_preset
+from cfld.training.batches import BatchPlan, EpochBatchSampler
 from cfld.training.config import TrainConfig
 from cfld.training.draws import SampleDraws
+
+if TYPE_CHECKING:
+    from cfld.training.distill_config import DistillConfig
 
 #: The authors' noise schedule (fidelity §6.2); its one home is :mod:`cfld.pipelines.schedulers`.
 NOISE_SCHEDULER_CONFIG = OFFICIAL_SCHEDULER_CONFIG
@@ -134,3 +140,18 @@ def build_optimizer(params: list[nn.Parameter], config: TrainConfig) -> torch.op
 
 __all__ = ["NOISE_SCHEDULER_CONFIG", "build_autoencoder", "build_model", "build_noise_scheduler",
            "build_optimizer", "encode_latents", "init_from_model_folder", "place_autoencoder"]
+
+
+def build_training_data(config: TrainConfig | DistillConfig, preset: Preset, plan: BatchPlan,
+                        rank: int, world: int) -> tuple[DeepFashionTrain, EpochBatchSampler]:
+    """The training pairs at the preset's sizes and this process's seeded, sharded batch order
+    (shared by ``cfld train`` and ``cfld distill``)."""
+    s = preset.source_size
+    dataset = DeepFashionTrain(config.data_root, gen_size=preset.image_size, cond_size=(s, s),
+                               pose_size=preset.pose_size, flip_p=config.flip_p, seed=config.seed)
+    sampler = EpochBatchSampler(len(dataset), plan.per_process, config.seed, rank, world,
+                                plan.accumulation)
+    if sampler.batches_per_epoch < 1:
+        raise ValueError(f"{len(dataset)} training pairs cannot fill one total batch of "
+                         f"{plan.total}; lower --batch-size or --total-batch-size")
+    return dataset, sampler

@@ -19,13 +19,11 @@ from typing import Any
 
 import torch
 
-from cfld.data.datasets import DeepFashionTrain
 from cfld.distributed import make_accelerator
 from cfld.models.guidance_embedding import is_guidance_distilled, make_student
 from cfld.pipelines.distilled import lcm_scheduler
 from cfld.presets import Preset
-from cfld.training.batches import EpochBatchSampler
-from cfld.training.build import build_optimizer, place_autoencoder
+from cfld.training.build import build_optimizer, build_training_data, place_autoencoder
 from cfld.training.distill_config import DistillConfig
 from cfld.training.distill_objective import DistillLoss
 from cfld.training.loop import _Run, run_phases
@@ -95,16 +93,9 @@ def _setup(config: DistillConfig) -> _Run:
     # LCMScheduler on the teacher's noise schedule: the training grid and the sampler agree.
     lcm = lcm_scheduler(teacher.scheduler.config, config.solver_steps)
     vae_dtype = place_autoencoder(teacher.vae, accelerator.device, config.mixed_precision)
-    s = teacher.model.source_size
     preset = Preset("teacher", dict(teacher.model.config), image_size=teacher.image_size,
                     test_size=teacher.default_output_size, pose_size=teacher.pose_size)
-    dataset = DeepFashionTrain(config.data_root, gen_size=preset.image_size, cond_size=(s, s),
-                               pose_size=preset.pose_size, flip_p=config.flip_p, seed=config.seed)
-    sampler = EpochBatchSampler(len(dataset), plan.per_process, config.seed, rank, world,
-                                plan.accumulation)
-    if sampler.batches_per_epoch < 1:
-        raise ValueError(f"{len(dataset)} training pairs cannot fill one total batch of "
-                         f"{plan.total}; lower --batch-size or --total-batch-size")
+    dataset, sampler = build_training_data(config, preset, plan, rank, world)
     # The teacher's weights must not change between an interruption and its resumption.
     fingerprint = frozen_fingerprint(student) + frozen_fingerprint(teacher.model)
     optimizer = build_optimizer(student.trainable_parameters(), config)

@@ -46,6 +46,7 @@ from cfld.training.build import (
     build_model,
     build_noise_scheduler,
     build_optimizer,
+    build_training_data,
     encode_latents,
     place_autoencoder,
 )
@@ -172,14 +173,7 @@ def _setup(config: TrainConfig) -> _Run:
     model.train()
     noise_scheduler = build_noise_scheduler(config.prediction_type)
     vae_dtype = place_autoencoder(vae, device, config.mixed_precision)
-    s = preset.source_size
-    dataset = DeepFashionTrain(config.data_root, gen_size=preset.image_size, cond_size=(s, s),
-                               pose_size=preset.pose_size, flip_p=config.flip_p, seed=config.seed)
-    sampler = EpochBatchSampler(len(dataset), plan.per_process, config.seed, rank, world,
-                                plan.accumulation)
-    if sampler.batches_per_epoch < 1:
-        raise ValueError(f"{len(dataset)} training pairs cannot fill one total batch of "
-                         f"{plan.total}; lower --batch-size or --total-batch-size")
+    dataset, sampler = build_training_data(config, preset, plan, rank, world)
     # Optimisation (fidelity §6.3).
     fingerprint = frozen_fingerprint(model)
     optimizer = build_optimizer(model.trainable_parameters(), config)
