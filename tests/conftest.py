@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -75,6 +77,27 @@ def _torch_threads():
     # Also after the test: an in-process CLI run (e.g. `generate --pairs`, 1 thread per
     # process) must not leak its thread count into the next module's module-scoped fixtures.
     _set_test_threads()
+
+
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run a block at ``count`` torch threads, then restore the previous count.  Module-scoped
+    fixtures need it: they run before any function-scoped fixture sets a module's count."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One torch thread for the test (``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
+    with torch_threads(1):
+        yield
 
 
 def perturb_appearance(model, std: float = 0.2) -> None:

@@ -24,17 +24,12 @@ from cfld.pipelines.distilled import lcm_scheduler
 from cfld.training.distill import distill
 from cfld.training.distill_config import DistillConfig
 from cfld.training.distill_objective import DistillLoss, split_uniform, teacher_guided
-from conftest import branch_predictions, make_pixel_pipeline
+from conftest import branch_predictions, make_pixel_pipeline, torch_threads
 
 WEIGHTS = Path("model") / "model" / "diffusion_pytorch_model.safetensors"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -175,12 +170,8 @@ def _config(teacher_dir, data_root, out, **kw) -> DistillConfig:
 @pytest.fixture(scope="module")
 def straight(teacher_dir, data_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("straight") / "run"
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)  # a module fixture runs before the function-scoped _one_thread
-    try:
+    with torch_threads(1):  # a module fixture runs before the function-scoped one_thread
         return out, distill(_config(teacher_dir, data_root, out, sample_every=0, sample_count=1))
-    finally:
-        torch.set_num_threads(previous)
 
 
 def test_resume_is_exact(straight, teacher_dir, data_root, tmp_path):

@@ -21,12 +21,7 @@ STUDENT_DEFAULTS = {"num_inference_steps": 2, "guidance_type": "none", "scale_po
                     "scale_app": 2.0}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

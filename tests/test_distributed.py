@@ -22,19 +22,14 @@ from cfld.cli import main
 from cfld.data import PAIRS_TEST, read_pairs
 from cfld.data.formats import generated_name
 from cfld.training.batches import BatchPlan
-from conftest import make_pixel_pipeline, tiny_vae
+from conftest import make_pixel_pipeline, tiny_vae, torch_threads
 from multiprocess import driver_command, run, run_until, torchrun_command
 
 STEPS = 6  # optimiser steps of the training runs: 2 epochs of 3 total batches of 4 pairs
 
 
 # ------------------------------------------------------------------------------------ fixtures
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)  # as each launched process has
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")  # as each launched process has
 
 
 @pytest.fixture(scope="module")
@@ -85,12 +80,8 @@ def _cut_after(run_dir: Path, copy: Path, step: int) -> Path:
 def one_process_run(train_setup, tmp_path_factory):
     """1 process × 4 pairs (total batch 4), uninterrupted."""
     out = tmp_path_factory.mktemp("dist_1x4") / "1x4"
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)  # a module fixture runs before the function-scoped _one_thread
-    try:
+    with torch_threads(1):  # a module fixture runs before the function-scoped one_thread
         assert main(_train_args(train_setup, out, total_batch_size=4)) == 0
-    finally:
-        torch.set_num_threads(previous)
     return out
 
 
@@ -300,14 +291,10 @@ def gen_setup(tmp_path_factory):
 def reference_images(gen_setup, tmp_path_factory):
     """Every pair's image from one process (the images the other runs must reproduce)."""
     out = tmp_path_factory.mktemp("dist_one") / "one"
-    # A module fixture runs before the function-scoped _one_thread: set the launched processes'
+    # A module fixture runs before the function-scoped one_thread: set the launched processes'
     # thread count here too (CPU kernels round differently with another thread count).
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         assert main(_generate_args(gen_setup, out)) == 0
-    finally:
-        torch.set_num_threads(previous)
     return out
 
 
@@ -403,7 +390,7 @@ def test_generated_images_do_not_depend_on_the_batch_size(gen_setup, reference_i
     names = sorted(p.name for p in reference_images.glob("*.png"))
     for batch, threads in ((1, ["--threads", "1"]), (3, ["--threads", "1"]), (4, [])):
         out = tmp_path / f"b{batch}"
-        torch.set_num_threads(2)  # restored by _one_thread
+        torch.set_num_threads(2)  # restored by one_thread
         # without --threads, batch mode on a CPU runs on 1 thread, as each launched process
         assert main([*_generate_args(gen_setup, out, batch_size=batch), *threads]) == 0
         assert torch.get_num_threads() == 1

@@ -49,12 +49,8 @@ train(config)
 """
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)  # the child uses one thread too: identical float results
-    yield
-    torch.set_num_threads(previous)
+# The child uses one thread too: identical float results.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
