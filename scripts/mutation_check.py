@@ -394,6 +394,15 @@ MUTATIONS: list[Mutation] = [
              "if args.val_people_seed == args.test_people_seed:", "if False:",
              ("tests/test_bench_sampler_split.py::test_refuses_shared_or_training_people",),
              "validation and test may be the same people"),
+    # ---------------------------------------------------------------- part-balanced loss
+    Mutation("part_weight_ignored", "src/cfld/training/objective.py",
+             "        sq = sq * loss_weight.to(sq.dtype)", "        sq = sq",
+             ("tests/test_part_weights.py",),
+             "the objective ignores the part-balanced weights"),
+    Mutation("part_weight_not_normalised", "src/cfld/training/part_weights.py",
+             "pixel = pixel / pixel.mean(1, keepdim=True)", "pixel = pixel",
+             ("tests/test_part_weights.py",),
+             "the part weights are not normalised to a mean of 1 (the loss changes scale)"),
 ]
 
 

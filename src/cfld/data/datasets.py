@@ -32,11 +32,13 @@ from cfld.sizes import check_size
 #:   training);
 #: * ``pose_img_src``, ``pose_img_tgt``: 21-channel pose maps (21×pose_size);
 #: * ``img_gt``: the target at the evaluation size, in [0, 1] (test split only);
+#: * ``parts_src``, ``parts_tgt``: int64 part labels at the generation size (training with
+#:   ``parts_dir`` only, for the part-balanced loss);
 #: * ``from``, ``to``: the image names.
 PairItem = TypedDict("PairItem", {
     "img_src": torch.Tensor, "img_tgt": torch.Tensor, "img_cond": torch.Tensor,
     "pose_img_src": torch.Tensor, "pose_img_tgt": torch.Tensor, "img_gt": torch.Tensor,
-    "from": str, "to": str,
+    "parts_src": torch.Tensor, "parts_tgt": torch.Tensor, "from": str, "to": str,
 }, total=False)
 
 
@@ -143,6 +145,8 @@ class DeepFashionTrain(_PairsBase):
         seed: when set, the flip of item ``i`` depends only on ``(seed, epoch, i)`` (reproducible
             and independent of DataLoader workers); when None, torch's global RNG is used (which
             DataLoader seeds per worker).
+        parts_dir: a folder of the root with one part-label PNG per image (same stem, e.g.
+            ``train_parts`` of a procedural root); items then carry ``parts_src``/``parts_tgt``.
     """
 
     split = "train"
@@ -156,10 +160,16 @@ class DeepFashionTrain(_PairsBase):
         flip_p: float = 0.5,
         seed: int | None = None,
         layout: str | DataLayout | None = None,
+        parts_dir: str | None = None,
     ) -> None:
         super().__init__(root, gen_size, cond_size, pose_size, layout)
         if not 0.0 <= flip_p <= 1.0:
             raise ValueError(f"flip_p must be in [0, 1], got {flip_p}")
+        self.parts_dir = None if parts_dir is None else self.root / parts_dir
+        if self.parts_dir is not None and not self.parts_dir.is_dir():
+            raise DataError(f"{self.parts_dir}: no part-label folder; the part-balanced loss "
+                            "needs one PNG per image (a procedural root from `cfld data synth` "
+                            "has it), or set part_balance to 0")
         self.flip_p = float(flip_p)
         self.seed = seed
         self.epoch = 0
@@ -175,7 +185,22 @@ class DeepFashionTrain(_PairsBase):
         return bool(torch.rand(1, generator=g) < self.flip_p)
 
     def __getitem__(self, index: int) -> PairItem:
-        return self._item(index, self._flip(index))[0]
+        item = self._item(index, self._flip(index))[0]
+        if self.parts_dir is not None:
+            item["parts_src"] = self._parts(item["from"])
+            item["parts_tgt"] = self._parts(item["to"])
+        return item
+
+    def _parts(self, name: str) -> torch.Tensor:
+        """The part labels of one image at the generation size (nearest neighbour)."""
+        from cfld.data.images import load_label_map
+
+        assert self.parts_dir is not None
+        path = self.parts_dir / (Path(name).stem + ".png")
+        if not path.is_file():
+            raise DataError(f"{path}: missing part labels of {name}; regenerate the root or set "
+                            "part_balance to 0")
+        return load_label_map(path, self.gen_size)
 
 
 class DeepFashionTest(_PairsBase):

@@ -11,6 +11,8 @@ from torch.utils.data import Sampler
 
 #: The item keys a training step reads (the unified item schema, :class:`cfld.data.PairItem`).
 STEP_KEYS = ("img_src", "img_tgt", "img_cond", "pose_img_src", "pose_img_tgt")
+#: Keys a step uses when the data set provides them (the part-balanced loss's label maps).
+OPTIONAL_STEP_KEYS = ("parts_src", "parts_tgt")
 
 
 @dataclass(frozen=True)
@@ -161,7 +163,9 @@ class EpochBatchSampler(Sampler[list[int]]):
 def device_batch(batch: Mapping[str, object], device: torch.device) -> dict[str, Tensor]:
     """The tensors a training step needs, on ``device``."""
     out = {}
-    for k in STEP_KEYS:
+    for k in STEP_KEYS + OPTIONAL_STEP_KEYS:
+        if k not in batch and k in OPTIONAL_STEP_KEYS:
+            continue
         value = batch[k]
         assert isinstance(value, Tensor)
         out[k] = value.to(device, non_blocking=True)

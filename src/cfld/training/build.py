@@ -147,8 +147,12 @@ def build_training_data(config: TrainConfig | DistillConfig, preset: Preset, pla
     """The training pairs at the preset's sizes and this process's seeded, sharded batch order
     (shared by ``cfld train`` and ``cfld distill``)."""
     s = preset.source_size
+    from cfld.data.synthetic import PARTS_DIRS
+
+    parts = PARTS_DIRS["train"] if getattr(config, "part_balance", 0) else None
     dataset = DeepFashionTrain(config.data_root, gen_size=preset.image_size, cond_size=(s, s),
-                               pose_size=preset.pose_size, flip_p=config.flip_p, seed=config.seed)
+                               pose_size=preset.pose_size, flip_p=config.flip_p, seed=config.seed,
+                               parts_dir=parts)
     sampler = EpochBatchSampler(len(dataset), plan.per_process, config.seed, rank, world,
                                 plan.accumulation)
     if sampler.batches_per_epoch < 1:

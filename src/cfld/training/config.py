@@ -74,6 +74,9 @@ class TrainConfig:
             [0, ``low_noise_max_t``) instead of by the sampler above (0 = official). Fine-tunes
             the low-noise steps that draw the edges (the shipped model's last stage).
         low_noise_max_t: Upper end (exclusive) of that low-noise range.
+        part_balance: β of the part-balanced loss (0 = official equal weights): a latent
+            cell's squared error is weighted by its pixels' ``area(part)^-β``
+            (:mod:`cfld.training.part_weights`); needs a root with ``train_parts/`` label maps.
         flip_p: Probability of flipping the source fed to H_S.
         mixed_precision: ``no``, ``fp16`` (CUDA only) or ``bf16``.
         gradient_checkpointing: Checkpoint the UNet blocks (saves memory, costs compute).
@@ -124,6 +127,7 @@ class TrainConfig:
     snr_gamma: float | None = None
     low_noise_fraction: float = 0.0
     low_noise_max_t: int = 100
+    part_balance: float = 0.0
     flip_p: float = 0.5
 
     mixed_precision: str = "no"

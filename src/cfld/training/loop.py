@@ -55,6 +55,7 @@ from cfld.training.draws import SampleDraws
 from cfld.training.export import export_model
 from cfld.training.lr_schedule import build_lr_scheduler, decay_boundaries
 from cfld.training.objective import training_step_loss
+from cfld.training.part_weights import batch_loss_weight
 from cfld.training.samples import grid_pairs, write_sample_grid
 from cfld.training.state import (
     TrainPosition,
@@ -86,9 +87,11 @@ class _LossModule(nn.Module):
         self.objective = objective
 
     def forward(self, latents: Tensor, noise: Tensor, img_cond: Tensor, pose_src: Tensor,
-                pose_tgt: Tensor, timestep_u: Tensor, drop_u: Tensor) -> Tensor:
+                pose_tgt: Tensor, timestep_u: Tensor, drop_u: Tensor,
+                loss_weight: Tensor | None = None) -> Tensor:
         out = training_step_loss(self.model, self.noise_scheduler, latents, noise, img_cond,
-                                 pose_src, pose_tgt, timestep_u, drop_u, **self.objective)
+                                 pose_src, pose_tgt, timestep_u, drop_u, **self.objective,
+                                 loss_weight=loss_weight)
         return out.loss
 
 
@@ -282,9 +285,10 @@ def _micro_loss(run: _Run, b: dict[str, Tensor], draws: SampleDraws) -> Tensor:
     latents = encode_latents(run.vae, images, draws=draws)
     noise = draws.normal(latents.shape[1:]).to(device)
     timestep_u, drop_u = draws.uniform().to(device), draws.uniform().to(device)
+    weight = batch_loss_weight(b, run.config.part_balance, latents)  # None unless part_balance
     with run.accelerator.autocast(), sample_generators(draws.drop_path):
         return run.loss_module(latents, noise, b["img_cond"], b["pose_img_src"],
-                               b["pose_img_tgt"], timestep_u, drop_u)
+                               b["pose_img_tgt"], timestep_u, drop_u, weight)
 
 
 def _step(run: _Run, micro: list[dict[str, Tensor]]) -> tuple[float, float]:

@@ -126,6 +126,7 @@ def training_step_loss(
     snr_gamma: float | None = None,
     low_noise_fraction: float = 0.0,
     low_noise_max_t: int = 100,
+    loss_weight: Tensor | None = None,
 ) -> TrainingOutput:
     """ε-MSE loss of one batch (fidelity §6.1), with every random draw passed in.
 
@@ -145,6 +146,8 @@ def training_step_loss(
             ``None``, equal ε weights).
         low_noise_fraction, low_noise_max_t: share of samples whose t is drawn uniformly from
             [0, low_noise_max_t) instead (:func:`sample_timesteps`; official: 0).
+        loss_weight: (2B, 1, h, w) per-cell weights of the squared error, e.g. part-balanced
+            (:func:`cfld.training.part_weights.part_balance_weights`); None = equal (official).
     """
     num_train = noise_scheduler.config.num_train_timesteps
     timesteps = sample_timesteps(timestep_u, num_train, timestep_sampling, low_noise_fraction,
@@ -165,8 +168,11 @@ def training_step_loss(
     else:
         raise ValueError(f"unsupported prediction_type {kind!r}: use epsilon, sample or "
                          "v_prediction")
+    sq = (target.float() - pred.float()) ** 2
+    if loss_weight is not None:
+        sq = sq * loss_weight.to(sq.dtype)  # broadcast over the latent channels
     if snr_gamma is None:
-        loss = torch.mean((target.float() - pred.float()) ** 2)  # Eq. (5)+(6), equal weights / 2
+        loss = torch.mean(sq)  # Eq. (5)+(6), equal weights / 2
     else:
         from diffusers.training_utils import compute_snr
 
@@ -175,6 +181,6 @@ def training_step_loss(
         snr = compute_snr(noise_scheduler, timesteps)  # (2B,)
         x0_weight = {"epsilon": snr, "sample": torch.ones_like(snr), "v_prediction": snr + 1}[kind]
         weight = snr.clamp(max=snr_gamma) / x0_weight  # (2B,)
-        per_sample = ((target.float() - pred.float()) ** 2).flatten(1).mean(1)
+        per_sample = sq.flatten(1).mean(1)
         loss = torch.mean(weight * per_sample)
     return TrainingOutput(loss, pred, noisy, timesteps, cond)

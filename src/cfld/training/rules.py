@@ -29,6 +29,7 @@ TRAIN_RULES: dict[str, Number] = {
     "snr_gamma": Number("snr_gamma", lo=0, hi=1e6, lo_open=True, example="5"),
     "low_noise_fraction": Number("low_noise_fraction", lo=0, hi=1, hi_open=True, example="0.8"),
     "low_noise_max_t": _int("low_noise_max_t", 1, 1000, "100"),
+    "part_balance": Number("part_balance", lo=0, hi=1, example="0.5; 0 = off"),
     "flip_p": Number("flip_p", lo=0, hi=1, example="0.5"),
     "seed": SEED,
     "log_every": _int("log_every", 1, 10**9, "10"),
