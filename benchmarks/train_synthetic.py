@@ -222,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
                              "step counts; each continues from the previous model on DATA_RICH "
                              "with cubic timesteps, 30 %% low-noise t and no Min-SNR")
     parser.add_argument("--appearance-lr", type=float, default=1e-4)
+    parser.add_argument("--appearance-part-balance", default="0",
+                        help="β of the part-balanced loss per appearance stage, comma-separated "
+                             "like --appearance-steps, or one value for all (0 = off)")
     parser.add_argument("--appearance-seeds", default="3407,3407,3407,3407,3407,3413,3414",
                         help="seed of each appearance stage, comma-separated like "
                              "--appearance-steps (default: the shipped model's; 'same' = --seed "
@@ -253,9 +256,10 @@ def main(argv: list[str] | None = None) -> int:
         args.finetune_prediction = args.prediction
     if args.prediction == "v_prediction" and args.finetune_prediction == "sample":
         parser.error("a v-prediction stage 1 cannot be continued as x0 prediction")
-    # (name, steps, lr, warm-up, init, prediction, Min-SNR γ, low-noise share, data, cubic, seed)
+    # (name, steps, lr, warm-up, init, prediction, Min-SNR γ, low-noise share, data, cubic, seed,
+    #  part balance β)
     stages = [("run", args.steps, args.lr, args.warmup_steps, None, args.prediction, None, 0.0,
-               data, False, args.seed)]
+               data, False, args.seed, 0.0)]
     ft_steps = [int(v) for v in str(args.finetune_steps).split(",") if int(v) > 0]
     ft_lrs = [float(v) for v in str(args.finetune_lr).split(",")]
     ft_gammas = [None if v.strip().lower() == "none" else float(v)
@@ -271,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
                                              if not args.timing else ()):
         name = base + (str(i + 1) if i else "")
         stages.append((name, ft, lr, 100, previous, args.finetune_prediction, gamma, low, data,
-                       False, args.seed))
+                       False, args.seed, 0.0))
         previous = out / name / "model"
     if args.encoder_steps and not args.timing:
         # Appearance stages (README, "The shipped small model"): H_S/H_D pre-trained to carry
@@ -284,13 +288,15 @@ def main(argv: list[str] | None = None) -> int:
         app_steps = [int(v) for v in args.appearance_steps.split(",") if int(v) > 0]
         app_seeds = ([args.seed] * len(app_steps) if args.appearance_seeds == "same"
                      else [int(v) for v in args.appearance_seeds.split(",")])
-        if len(app_seeds) != len(app_steps):
-            parser.error(f"--appearance-seeds needs {len(app_steps)} values, one per "
-                         f"--appearance-steps stage")
-        for i, (ft, stage_seed) in enumerate(zip(app_steps, app_seeds)):
+        app_pb = [float(v) for v in args.appearance_part_balance.split(",")]
+        app_pb = app_pb * len(app_steps) if len(app_pb) == 1 else app_pb
+        if len(app_seeds) != len(app_steps) or len(app_pb) != len(app_steps):
+            parser.error(f"--appearance-seeds and --appearance-part-balance need "
+                         f"{len(app_steps)} values, one per --appearance-steps stage")
+        for i, (ft, stage_seed, pb) in enumerate(zip(app_steps, app_seeds, app_pb)):
             name = f"appearance{i + 1}"
             stages.append((name, ft, args.appearance_lr, 50, previous, args.finetune_prediction,
-                           None, 0.3, rich, True, stage_seed))
+                           None, 0.3, rich, True, stage_seed, pb))
             previous = out / name / "model"
     else:
         encoder = None
@@ -298,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         [int(v) for v in args.unet_widths.split(",")])
     summaries = []
     model_dir = None
-    for name, steps, lr, warmup, init_from, prediction, gamma, low, root, cubic, seed in stages:
+    for name, steps, lr, warmup, init_from, prediction, gamma, low, root, cubic, seed, pb in stages:
         steps = args.timing or steps
         if encoder is not None and init_from == out / "encoder" / "model":
             pretrain_encoder_stage(encoder[1], init_from, encoder[2], args.encoder_steps)
@@ -310,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
             check_finished_stage(out / name, {
                 "max_steps": steps, "lr": lr, "prediction_type": prediction,
                 "snr_gamma": gamma, "low_noise_fraction": low, "cubic_sampling": cubic,
-                "seed": seed})
+                "seed": seed, "part_balance": pb})
             print(f"[{name}] already trained: {out / name / 'model'}", flush=True)
             model_dir = str(out / name / "model")
             continue
@@ -338,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
             prediction_type=prediction,
             snr_gamma=gamma,
             low_noise_fraction=low,
+            part_balance=pb,
             mixed_precision=args.mixed_precision,
             seed=seed,
             log_every=10,
@@ -373,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
             "prediction_type": prediction,
             "snr_gamma": gamma,
             "low_noise_fraction": low,
+            "part_balance": pb,
             "seconds_per_step": round(result["seconds_per_step"], 3),
             # CPU time of all threads (incl. start-up): wall time on an idle machine is roughly
             # this divided by the thread count; on a shared machine wall time is larger.
