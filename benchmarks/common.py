@@ -99,7 +99,7 @@ def machine_info(device: torch.device) -> dict[str, Any]:
         "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None,
-        "command": _COMMAND,
+        "command": _COMMAND or _argv_command(),
     }
     try:
         import diffusers
@@ -108,6 +108,13 @@ def machine_info(device: torch.device) -> dict[str, Any]:
     except ImportError:  # pragma: no cover
         pass
     return info
+
+
+def _argv_command() -> str:
+    """The running script's command line (for scripts that do not call :func:`setup`)."""
+    script = Path(sys.argv[0])
+    name = f"benchmarks/{script.name}" if script.parent.name == "benchmarks" else str(script)
+    return " ".join(["python", name, *sys.argv[1:]])
 
 
 def _cpu_name() -> str:

@@ -183,7 +183,29 @@ def _shipped() -> list:
     out += [Cell(SHIPPED, "v2 (previous)", col, v2, key, fmt) for col, key, fmt in cols]
     out.append(Cell(SHIPPED, "ground truth through", "silhouette IoU", q,
                     "ground_truth_through_model_size.silhouette_iou", "{:.3f}"))
-    return out
+    return out + _shipped_stage8()
+
+
+def _shipped_stage8() -> list:
+    """The sampled per-part figures and the stage-8 A/B (validation people 2024)."""
+    v3, f3 = "appearance/sampled_parts_v3_people2024.json", "{:.3f}"
+    pb = "appearance/sampled_parts_stage8_part_balance_people2024.json"
+    plain = "appearance/sampled_parts_stage8_plain_people2024.json"
+    eq7, none = "results.uc_down_full.model.", "results.none.model."
+    return [
+        Prose(SHIPPED, "part-colour error {} against", v3, none + "part_colour_error", f3),
+        Prose(SHIPPED, "against {} at the same SSIM", v3, eq7 + "part_colour_error", f3),
+        Prose(SHIPPED, "IoU ({} against 0.796)", v3, none + "silhouette_iou", f3),
+        Prose(SHIPPED, "(DDPM-20, 48 pairs: 0.197 → {} /", plain, eq7 + "part_colour_error", f3),
+        Prose(SHIPPED, "0.197 → 0.194 / {}),", pb, eq7 + "part_colour_error", f3),
+        Prose(SHIPPED, "(SSIM 0.822 → {},", pb, eq7 + "ssim", f3),
+        Prose(SHIPPED, "IoU 0.796 → {}).", pb, eq7 + "silhouette_iou", f3),
+        Prose(SHIPPED, "the face scores {}, hands", v3, eq7 + "part/head/face", f3),
+        Prose(SHIPPED, "hands {} and", v3, eq7 + "part/hands", f3),
+        Prose(SHIPPED, "top, arms and trousers score {}, 0.114", v3, eq7 + "part/torso/top", f3),
+        Prose(SHIPPED, "source the face\nscores {}:", v3,
+              "results.uc_down_full.swapped_source.part/head/face", f3),
+    ]
 
 
 LIM, SMP, TRN, SQ = ("bench_limit.json", "bench_sampling.json", "bench_training.json",

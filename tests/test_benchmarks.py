@@ -414,3 +414,28 @@ def test_the_fast_setting_is_the_measured_pick(monkeypatch):
     assert out.shallow_unet_evals_per_image == stored["fast_shallow_unet_evals_per_image"] == 7
     # guided at 100 <= t <= 700: 901, 801, 701 and 1 run one branch, 601 … 101 three
     assert sizes == [1, 1, 1, 3, 3, 3, 3, 3, 3, 1]
+
+
+def test_sampled_parts_per_part_metrics_hand_computed():
+    """benchmarks/sampled_parts.py: each part's score is that part's mean-colour distance (the
+    reports' erosion), NaN where the part is absent."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import sampled_parts
+    finally:
+        sys.path.remove(str(BENCH))
+    from cfld.metrics.scoring import PairBatch
+
+    parts = torch.zeros(2, 128, 88, dtype=torch.long)
+    parts[:, 20:60, 20:60] = 3  # top
+    parts[0, 80:120, 20:60] = 6  # trousers, first image only
+    gt = torch.zeros(2, 3, 128, 88)
+    pred = gt.clone()
+    pred[:, 0, 20:60, 20:60] = 0.3  # top off by 0.3 in red
+    pred[0, 1, 80:120, 20:60] = 0.4  # trousers off by 0.4 in green
+    batch = PairBatch(gt=gt, predictions={"model": pred}, parts=parts)
+    scores = {m.name: m.fn(pred, batch) for m in sampled_parts.per_part_metrics()}
+    top = torch.tensor([0.3, 0.3], dtype=torch.float64)
+    torch.testing.assert_close(scores["part/torso/top"], top)
+    assert scores["part/legs/bottom"][0].item() == pytest.approx(0.4)
+    assert torch.isnan(scores["part/legs/bottom"][1]) and torch.isnan(scores["part/hands"]).all()
