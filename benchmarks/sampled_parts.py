@@ -45,9 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=48)
     parser.add_argument("--people-seed", type=int, default=2024)
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--scheduler", default="ddpm")
+    parser.add_argument("--scheduler", default="ddpm",
+                        help="scheduler name, or 'own' for the folder's (a distilled student's)")
     parser.add_argument("--guidance", default="uc_down_full",
-                        help="comma-separated guidance types (e.g. uc_down_full,none)")
+                        help="comma-separated guidance types (e.g. uc_down_full,none), or "
+                             "'own' for the model's default (a distilled student's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", required=True)
@@ -58,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     from common import machine_info
 
     machine = machine_info(torch.device("cpu"))
-    pipe = load_pipeline(args.model, scheduler=args.scheduler)
+    pipe = load_pipeline(args.model, scheduler=None if args.scheduler == "own" else args.scheduler)
     pipe.set_progress_bar_config(disable=True)
     metrics = [*HELD_OUT_METRICS, *per_part_metrics()]
     results = {}
@@ -67,8 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         root = make_held_out_root(Path(tmp) / "held_out", -(-args.pairs // 12),
                                   seed=args.people_seed)
         for guidance in args.guidance.split(","):
+            kwargs = {} if guidance == "own" else {"guidance_type": guidance}
             r = score_pairs(pipe, root, args.pairs, args.steps, args.seed, batch_size=8,
-                            metrics=metrics, guidance_type=guidance).as_dict()
+                            metrics=metrics, **kwargs).as_dict()
             m, s = r["model"], r["swapped_source"]
             results[guidance] = {"model": m, "swapped_source": s,
                                  "ratio": m["part_colour_error"] / s["part_colour_error"]}

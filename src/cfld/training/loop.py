@@ -285,10 +285,12 @@ def _micro_loss(run: _Run, b: dict[str, Tensor], draws: SampleDraws) -> Tensor:
     latents = encode_latents(run.vae, images, draws=draws)
     noise = draws.normal(latents.shape[1:]).to(device)
     timestep_u, drop_u = draws.uniform().to(device), draws.uniform().to(device)
-    weight = batch_loss_weight(b, run.config.part_balance, latents)  # None unless part_balance
+    # Part-balanced weights (cfld train only; a distillation's loss takes none).
+    weight = batch_loss_weight(b, getattr(run.config, "part_balance", 0.0), latents)
     with run.accelerator.autocast(), sample_generators(draws.drop_path):
         return run.loss_module(latents, noise, b["img_cond"], b["pose_img_src"],
-                               b["pose_img_tgt"], timestep_u, drop_u, weight)
+                               b["pose_img_tgt"], timestep_u, drop_u,
+                               *(() if weight is None else (weight,)))
 
 
 def _step(run: _Run, micro: list[dict[str, Tensor]]) -> tuple[float, float]:
