@@ -202,7 +202,7 @@ def test_results_record_how_they_were_made():
         data = load_source(source)
         machine = data.get("machine", {})
         command = data.get("command") or machine.get("command")
-        assert isinstance(command, str) and command.startswith("python "), (
+        assert isinstance(command, str) and command.startswith(("python ", "cfld ")), (
             f"{source}: no command recorded (top-level or machine.command)")
         if source.startswith(("bench_", "fidelity")):
             for field in ("torch_threads", "cpu", "load_average_at_start"):
