@@ -164,6 +164,7 @@ def _fidelity() -> list:
 
 def _shipped() -> list:
     files = {"shipped, DDPM-50, people 90210": "shipped_model_quality.json",
+             "shipped, DDPM-50 seed 1": "shipped_model_quality_seed1.json",
              "shipped, DDPM-20 (demo), people 90210": "shipped_model_quality_ddpm20.json",
              "shipped, DDPM-50, people 4242": "shipped_model_quality_people4242.json",
              "shipped, DDPM-20 (demo), people 4242": "shipped_model_quality_ddpm20_people4242.json"}
