@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     from cfld.shipped import load_pipeline
 
-    pipe = load_pipeline(args.model, scheduler=args.scheduler)
+    # "own": the folder's scheduler (a distilled student's LCMScheduler)
+    pipe = load_pipeline(args.model, scheduler=None if args.scheduler == "own" else args.scheduler)
     pipe.set_progress_bar_config(disable=True)
     load_at_start = list(os.getloadavg())
     command = shlex.join(["python", "benchmarks/shipped_model_quality.py",

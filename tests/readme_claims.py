@@ -40,12 +40,15 @@ SHIPPED = "The shipped small model"
 PERF = "Performance"
 SCALING = "Scaling out"
 WEIGHTS = "Real weights"
+FEW = "Few-step sampling (distillation)"
 
 # Sections in which every number of a table cell must be registered.
-STRICT_SECTIONS = (PARAMS, FIDELITY, PERF, SCALING, WEIGHTS, SHIPPED)
+STRICT_SECTIONS = (PARAMS, FIDELITY, PERF, SCALING, WEIGHTS, SHIPPED, FEW)
 
 # (section, column piece) → why that column's numbers need no stored result.
 QUOTED = {
+    (FEW, "UNet evaluations"): "the sampler's setting: 3 per DDPM step (Eq. 7), 1 per student "
+                               "step",
     (PARAMS, "paper"): "quoted from the paper's Table 1",
     (PERF, "steps"): "a setting of the run (the number of denoising steps asked for)",
     (PERF, "quoted from issue 19"): "measured side by side with the authors' code by the "
@@ -185,6 +188,23 @@ def _shipped() -> list:
     out.append(Cell(SHIPPED, "ground truth through", "silhouette IoU", q,
                     "ground_truth_through_model_size.silhouette_iou", "{:.3f}"))
     return out + _shipped_stage8()
+
+
+def _few_step() -> list:
+    """The guidance-distilled student against the teacher's two DDPM-50 seeds (200 pairs)."""
+    cols = (("SSIM", "model.ssim", "{:.4f}"), ("silhouette IoU", "model.silhouette_iou", "{:.3f}"),
+            ("part colour error", "model.part_colour_error", "{:.3f}"),
+            ("swapped source", "swapped_source.part_colour_error", "{:.3f}"),
+            ("LPIPS", "model.lpips", "{:.4f}"))
+    rows = {"teacher, DDPM-50, seed 0": "shipped_model_quality.json",
+            "teacher, DDPM-50, seed 1": "shipped_model_quality_seed1.json",
+            **{f"student, {k} step": f"distill/student_guidance300_lcm{k}.json"
+               for k in (1, 2, 4, 8)}}
+    out = [Cell(FEW, row, col, src, key, fmt) for row, src in rows.items()
+           for col, key, fmt in cols]
+    lcm8 = "distill/student_guidance300_lcm8.json"
+    return out + [Prose(FEW, "narrows ({}, LPIPS", lcm8, "model.part_colour_error", "{:.3f}"),
+                  Prose(FEW, "LPIPS {}). The student", lcm8, "model.lpips", "{:.4f}")]
 
 
 def _shipped_stage8() -> list:
@@ -432,7 +452,7 @@ def _scaling() -> list:
     return out
 
 
-CLAIMS: list[Cell | Prose] = [*_params(), *_fidelity(), *_shipped(),
+CLAIMS: list[Cell | Prose] = [*_params(), *_fidelity(), *_shipped(), *_few_step(),
                               *_perf_vs_authors(), *_perf_fast_quality(),
                               *_perf_compile(), *_perf_machine(),
                               *_perf_limit(), *_perf_training(), *_perf_samplers(),
