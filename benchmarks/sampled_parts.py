@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     from cfld.demo import HELD_OUT_METRICS, make_held_out_root, score_pairs
     from cfld.shipped import load_pipeline
-    from common import machine_info
+    from common import machine_info, write_json
 
     machine = machine_info(torch.device("cpu"))
     pipe = load_pipeline(args.model, scheduler=None if args.scheduler == "own" else args.scheduler)
@@ -81,9 +81,7 @@ def main(argv: list[str] | None = None) -> int:
            "people_seed": args.people_seed, "scheduler": args.scheduler, "steps": args.steps,
            "results": results, "seconds": round(time.perf_counter() - t0, 1),
            "machine": machine}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    print(f"wrote {write_json(out, Path(args.out))}")
     return 0
 
 

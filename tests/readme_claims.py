@@ -165,18 +165,22 @@ def _fidelity() -> list:
     return out
 
 
+#: The quality columns of the 200-pair tables: (column header piece, JSON key, format).
+QUALITY_COLS = (("SSIM", "model.ssim", "{:.4f}"), ("PSNR", "model.psnr", "{:.2f}"),
+                ("silhouette IoU", "model.silhouette_iou", "{:.3f}"),
+                ("LPIPS", "model.lpips", "{:.4f}"),
+                ("part colour error", "model.part_colour_error", "{:.3f}"),
+                ("swapped source", "swapped_source.part_colour_error", "{:.3f}"),
+                ("true ÷ swapped", "part_colour_ratio_to_swapped", "{:.2f}"))
+
+
 def _shipped() -> list:
     files = {"shipped, DDPM-50, people 90210": "shipped_model_quality.json",
              "shipped, DDPM-50 seed 1": "shipped_model_quality_seed1.json",
              "shipped, DDPM-20 (demo), people 90210": "shipped_model_quality_ddpm20.json",
              "shipped, DDPM-50, people 4242": "shipped_model_quality_people4242.json",
              "shipped, DDPM-20 (demo), people 4242": "shipped_model_quality_ddpm20_people4242.json"}
-    cols = (("SSIM", "model.ssim", "{:.4f}"), ("PSNR", "model.psnr", "{:.2f}"),
-            ("silhouette IoU", "model.silhouette_iou", "{:.3f}"),
-            ("LPIPS", "model.lpips", "{:.4f}"),
-            ("part colour error", "model.part_colour_error", "{:.3f}"),
-            ("swapped source", "swapped_source.part_colour_error", "{:.3f}"),
-            ("true ÷ swapped", "part_colour_ratio_to_swapped", "{:.2f}"))
+    cols = QUALITY_COLS
     out = [Cell(SHIPPED, row, col, src, key, fmt)
            for row, src in files.items() for col, key, fmt in cols]
     q, v1 = "shipped_model_quality.json", "v1/v1_shipped_model_quality.json"
@@ -192,10 +196,7 @@ def _shipped() -> list:
 
 def _few_step() -> list:
     """The guidance-distilled student against the teacher's two DDPM-50 seeds (200 pairs)."""
-    cols = (("SSIM", "model.ssim", "{:.4f}"), ("silhouette IoU", "model.silhouette_iou", "{:.3f}"),
-            ("part colour error", "model.part_colour_error", "{:.3f}"),
-            ("swapped source", "swapped_source.part_colour_error", "{:.3f}"),
-            ("LPIPS", "model.lpips", "{:.4f}"))
+    cols = [c for c in QUALITY_COLS if c[0] not in ("PSNR", "true ÷ swapped")]  # not shown
     rows = {"teacher, DDPM-50, seed 0": "shipped_model_quality.json",
             "teacher, DDPM-50, seed 1": "shipped_model_quality_seed1.json",
             **{f"student, {k} step": f"distill/student_guidance300_lcm{k}.json"
