@@ -187,6 +187,7 @@ def main(argv=None) -> int:
     from cfld.shipped import load_pipeline
 
     pipe = load_pipeline(args.model, scheduler="ddpm")
+    pipe.disable_autocast()  # fp32, as reported (the bf16 default: within the spread)
     pipe.set_progress_bar_config(disable=True)
     t0 = time.perf_counter()
     seed = 0 if args.train_people else (args.people_seed or HELD_OUT_SEED)

@@ -140,6 +140,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         candidates = {"quick_gi_dc2": {"num_inference_steps": 2, "guidance_interval": (0, 500),
                                        "deep_cache_interval": 2}}
     pipe = load_pipeline(args.model, scheduler="ddpm")
+    pipe.disable_autocast()  # the reference is fp32; the bf16 rows ask for it explicitly
     pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     amp = "fp16" if device.type == "cuda" else "bf16"

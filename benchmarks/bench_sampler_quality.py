@@ -90,6 +90,7 @@ def load_model(model_dir: Path | None, quick: bool, device: torch.device):
             desc = "random weights, synthetic preset (quick smoke test: no model installed)"
     pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
+    pipe.disable_autocast()  # fp32, as reported (the bf16 default is within the spread)
     return pipe, desc
 
 

@@ -15,7 +15,8 @@ the facts of fidelity §7) on our networks, with the procedure that decides its 
 * fp32, and bf16 autocast where the CPU has bf16 instructions (the authors use fp16 autocast on
   GPUs).
 
-Against it: our pipeline at its default (fp32), with bf16 autocast, and at the recommended fast
+Against it: our pipeline at its default (``ours_default``: mixed precision, bf16 autocast on a
+CPU with bf16 instructions, fp16 on CUDA), in fp32 (``ours_fp32``), and at the recommended fast
 setting (``bench_fast_quality.json``'s pick: fewer DDPM steps + guidance interval + DeepCache +
 bf16), whose quality flag comes from that script's measurement on the shipped model.
 
@@ -219,9 +220,11 @@ def fast_setting(quick: bool) -> tuple[dict[str, Any], dict[str, Any]]:
                                  "source": "bench_fast_quality.json missing: not measured"}
 
 
-def variant_specs(low: str | None, fast: dict[str, Any]) -> list[dict[str, Any]]:
+def variant_specs(low: str | None, fast: dict[str, Any],
+                  default_amp: str | None) -> list[dict[str, Any]]:
     """The timed configurations: fp32, and ``low`` (bf16 on a CPU with bf16 instructions, fp16
-    on CUDA, None: fp32 only)."""
+    on CUDA, None: fp32 only).  Our pipeline at ``low`` runs with no precision argument (its
+    default, ``ours_default``) when the default resolves to ``low`` on this machine."""
     precisions = [None, low] if low else [None]
     out = []
     for amp in precisions:
@@ -229,8 +232,13 @@ def variant_specs(low: str | None, fast: dict[str, Any]) -> list[dict[str, Any]]
         for attn in ("exact", "fused"):
             out.append({"name": f"authors_{attn}_{tag}", "kind": "authors", "attention": attn,
                         "autocast": amp})
-        out.append({"name": f"ours_{tag}", "kind": "ours", "autocast": amp,
-                    "kwargs": {"autocast": amp}})
+        if amp == default_amp:  # the pipeline's default precision: called without the argument
+            out.append({"name": "ours_default", "kind": "ours", "autocast": amp, "kwargs": {}})
+        else:
+            out.append({"name": f"ours_{tag}", "kind": "ours", "autocast": amp,
+                        "kwargs": {"autocast": amp}})
+    if default_amp is None:  # fp32 is the default here: ours_fp32 is the default run
+        out.append({"name": "ours_default", "kind": "ours", "autocast": None, "kwargs": {}})
     out.append({"name": "ours_fast", "kind": "fast", "autocast": fast.get("autocast"),
                 "kwargs": fast})
     return out
@@ -317,12 +325,14 @@ def speedups(rows: dict[str, dict[str, Any]], low: str | None) -> dict[str, Any]
         "cpu_time_note": "authors_fused_fp32's per-image CPU seconds / each variant's",
         "vs_authors_fused_fp32": {name: base / r["per_image_s"] for name, r in rows.items()}}
     t = {name: r["per_image_s"] for name, r in rows.items()}
-    pairs = {"speedup_default": ("authors_fused_fp32", "ours_fp32"),
+    pairs = {"speedup_default": ("authors_fused_fp32", "ours_default"),
+             "speedup_fp32": ("authors_fused_fp32", "ours_fp32"),
              "speedup_fast": ("authors_fused_fp32", "ours_fast"),
              "speedup_exact_attention_vs_fused_fp32": ("authors_exact_fp32", "authors_fused_fp32")}
     if low:
-        pairs.update({f"speedup_{low}_vs_authors_fused_fp32": ("authors_fused_fp32", f"ours_{low}"),
-                      f"speedup_{low}_same_precision": (f"authors_fused_{low}", f"ours_{low}"),
+        ours_low = f"ours_{low}" if f"ours_{low}" in rows else "ours_default"
+        pairs.update({f"speedup_{low}_vs_authors_fused_fp32": ("authors_fused_fp32", ours_low),
+                      f"speedup_{low}_same_precision": (f"authors_fused_{low}", ours_low),
                       "speedup_fast_same_precision": (f"authors_fused_{low}", "ours_fast")})
     out.update({k: t[a] / t[b] for k, (a, b) in pairs.items() if a in t and b in t})
     return out
@@ -350,7 +360,7 @@ def collect(specs: list[dict[str, Any]], runs: dict[str, list[dict[str, Any]]],
             for s in specs}
     return {"decode_s": dec, "rows": list(rows.values()),
             "unet_evals_per_image": {"authors": AUTHORS_EVALS,
-                                     "default": rows["ours_fp32"]["unet_evals_per_image"],
+                                     "default": rows["ours_default"]["unet_evals_per_image"],
                                      "fast": rows["ours_fast"]["unet_evals_per_image"]},
             "shallow_unet_evals_per_image_fast":
                 rows["ours_fast"]["shallow_unet_evals_per_image"],
@@ -379,9 +389,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     fast, quality = fast_setting(args.quick)
     if device.type == "cuda" and fast.get("autocast"):
         fast["autocast"] = "fp16"  # the CUDA half type (its quality was measured in bf16)
-    specs = variant_specs(low, fast)
-    if args.variants:  # the speed-ups need the authors' fused fp32 loop and ours_fp32
-        keep = set(args.variants.split(",")) | {"authors_fused_fp32", "ours_fp32", "ours_fast"}
+    resolved = speed.resolve_autocast(speed.DEFAULT_AUTOCAST, device)
+    default_amp = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(resolved)
+    specs = variant_specs(low, fast, default_amp)
+    if args.variants:  # the speed-ups need the authors' fused fp32 loop, ours_fp32 and default
+        keep = set(args.variants.split(",")) | {"authors_fused_fp32", "ours_fp32", "ours_default",
+                                                "ours_fast"}
         specs = [s for s in specs if s["name"] in keep]
     common.log(f"building {args.preset} (random weights)")
     pipe = common.build_pipeline(args.preset, device, args.seed)
@@ -398,7 +411,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                           "step is left out as warm-up) + median VAE decode; the fast setting "
                           "is timed end to end"),
         "baseline": "authors_fused_fp32 (the authors' loop with SDPA in place of xformers, fp32)",
-        "default_setting": "CFLDPipeline defaults: fp32, DDPM-50, uc_down_full",
+        "default_setting": (f"CFLDPipeline defaults: DDPM-50, uc_down_full, autocast "
+                            f"{speed.DEFAULT_AUTOCAST!r} = {default_amp or 'fp32'} here"),
+        "default_precision": default_amp or "fp32",
         "fast_setting": json.dumps(fast), "fast_setting_kwargs": fast,
         "quality": quality, "quality_within_spread": quality["quality_within_spread"],
         "low_precision": low, "cpu_bf16": speed.cpu_supports_bf16(), "targets": TARGETS,

@@ -51,7 +51,7 @@ def measure(fixture: Path) -> dict[str, dict[str, float]]:
                 "--config", str(fixture / "config.json")]) != 0:
             raise SystemExit(f"cfld convert failed on {fixture}")
         model = CFLDModel.from_pretrained(out)
-        pipe = CFLDPipeline.from_pretrained(out)
+        pipe = CFLDPipeline.from_pretrained(out).disable_autocast()  # the authors' fp32
     pipe.set_progress_bar_config(disable=True)
     batch = inputs["img_cond"].shape[0]
     with torch.no_grad():

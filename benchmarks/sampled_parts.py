@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
     machine = machine_info(torch.device("cpu"))
     pipe = load_pipeline(args.model, scheduler=None if args.scheduler == "own" else args.scheduler)
+    pipe.disable_autocast()  # fp32, as reported (the bf16 default: within the spread)
     pipe.set_progress_bar_config(disable=True)
     metrics = [*HELD_OUT_METRICS, *per_part_metrics()]
     results = {}

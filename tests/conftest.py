@@ -110,9 +110,11 @@ def perturb_appearance(model, std: float = 0.2) -> None:
             conv.weight.normal_(0, std)
 
 
-def make_tiny_pipeline(seed: int = 0):
+def make_tiny_pipeline(seed: int = 0, fp32: bool = True):
     """The ``tiny`` preset (fixture dimensions) with random weights, the perturbed appearance path
-    and the tiny SD-style VAE."""
+    and the tiny SD-style VAE.  ``fp32``: autocast off (the pipeline's default is mixed
+    precision), because these tests compare with the authors' fixtures and hand-written fp32
+    loops; tests of the default precision pass ``fp32=False``."""
     import torch
 
     from cfld import CFLDModel, CFLDPipeline
@@ -124,14 +126,15 @@ def make_tiny_pipeline(seed: int = 0):
     perturb_appearance(model)
     pipe = CFLDPipeline(model=model, scheduler=official_scheduler(), vae=tiny_vae())
     pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return pipe.disable_autocast() if fp32 else pipe
 
 
-def make_pixel_pipeline(output_size=(64, 44), perturb: bool = False, seed: int = 0):
+def make_pixel_pipeline(output_size=(64, 44), perturb: bool = False, seed: int = 0,
+                        fp32: bool = True):
     """The shipped model's architecture with random weights, in pixel space (exact autoencoder).
 
     ``perturb`` gives the zero-initialised appearance convs random weights so the appearance
-    path changes outputs.
+    path changes outputs; ``fp32`` as in :func:`make_tiny_pipeline`.
     """
     import torch
 
@@ -147,7 +150,7 @@ def make_pixel_pipeline(output_size=(64, 44), perturb: bool = False, seed: int =
                         vae=PixelUnshuffleAutoencoder(4),
                         output_size=list(output_size) if output_size else None)
     pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return pipe.disable_autocast() if fp32 else pipe
 
 
 def tiny_vae():

@@ -138,7 +138,9 @@ def test_cli_animate_writes_the_library_frames(pipe, tmp_path, capsys):
     assert main([*args, "--mp4", str(tmp_path / "out" / "anim.mp4")]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "anim.mp4", "animation.gif", "frame_0000.png", "frame_0001.png"]
-    want = animate(pipe, photo(), poses, generator=torch.Generator().manual_seed(3), **FAST)
+    # The CLI runs at the pipeline's default precision ("auto"); the fixture is fp32.
+    want = animate(pipe, photo(), poses, generator=torch.Generator().manual_seed(3),
+                   autocast="auto", **FAST)
     for i, frame in enumerate(want):
         with Image.open(tmp_path / "out" / f"frame_{i:04d}.png") as img:
             np.testing.assert_array_equal(np.asarray(img.convert("RGB")), np.asarray(frame))

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from cfld.pipelines import speed
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
@@ -284,8 +286,9 @@ def test_bench_vs_authors_quick(bench_modules, tmp_path):
     assert data["unet_evals_per_image"]["fast"] < 150
     assert data["peak_memory"]["peak_rss_gb"] > 0 and "extrapolation" in data
     rows = {r["variant"]: r for r in data["rows"]}
-    names = {"authors_exact_fp32", "authors_fused_fp32", "ours_fp32", "ours_fast"}
+    names = {"authors_exact_fp32", "authors_fused_fp32", "ours_fp32", "ours_default", "ours_fast"}
     assert names <= set(rows)
+    assert data["default_precision"] == ("bf16" if speed.cpu_supports_bf16() else "fp32")
     # the re-created loop gives our pipeline's latents; the written-out attention is really used
     # (close to SDPA, not the same floats)
     eq = data["equality"]
@@ -299,7 +302,9 @@ def test_bench_vs_authors_quick(bench_modules, tmp_path):
             assert row["per_image_s"] == pytest.approx(
                 row["conditions_s"] + 50 * row["step_s"] + row["decode_s"])
     base = rows["authors_fused_fp32"]["per_image_s"]
-    assert data["speedup_default"] == pytest.approx(base / rows["ours_fp32"]["per_image_s"])
+    # the default is our pipeline called without a precision argument (mixed precision here)
+    assert data["speedup_default"] == pytest.approx(base / rows["ours_default"]["per_image_s"])
+    assert data["speedup_fp32"] == pytest.approx(base / rows["ours_fp32"]["per_image_s"])
     assert data["speedup_fast"] == pytest.approx(base / rows["ours_fast"]["per_image_s"])
     assert data["met"]["speedup_fast"] == (data["speedup_fast"] >= 5)
     assert data["quality_within_spread"] is None  # quick: no quality measured, and it says so

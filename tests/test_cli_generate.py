@@ -62,6 +62,37 @@ def test_generate_single(model_dir, root, tmp_path):
     assert (tmp_path / "dir" / f"{src.rsplit('.', 1)[0]}___kp.png").is_file()
 
 
+def test_generate_precision_flag(model_dir, root, tmp_path, capsys):
+    """--precision fp32 writes the fp32 pipeline's image, the default (auto) the mixed-precision
+    one (they differ where the CPU has bf16), fp16 on a CPU is refused with exit code 2."""
+    import numpy as np
+    import torch
+
+    from cfld import CFLDPipeline
+    from cfld.pipelines import speed
+
+    src, tgt = read_pairs(root / PAIRS_TEST)[0]
+    read_annotations(root / ANNOTATION_TEST)[tgt].to_json(tmp_path / "kp.json")
+    base = ["generate", "--model", str(model_dir), "--source", str(root / TEST_DIR / src),
+            "--pose", str(tmp_path / "kp.json"), "--steps", "2"]
+    pipe = CFLDPipeline.from_pretrained(model_dir)
+    pipe.set_progress_bar_config(disable=True)
+    got = {}
+    for precision, autocast in (("fp32", None), ("auto", "auto")):
+        out = tmp_path / f"{precision}.png"
+        assert main([*base, "--out", str(out), "--precision", precision]) == 0
+        want = pipe(str(root / TEST_DIR / src), str(tmp_path / "kp.json"), num_inference_steps=2,
+                    generator=torch.Generator().manual_seed(0), autocast=autocast).images[0]
+        got[precision] = np.asarray(Image.open(out))
+        assert np.array_equal(got[precision], np.asarray(want)), precision
+    if speed.cpu_supports_bf16():
+        assert not np.array_equal(got["fp32"], got["auto"])
+    capsys.readouterr()
+    assert main([*base, "--out", str(tmp_path / "h.png"), "--precision", "fp16",
+                 "--device", "cpu"]) == 2
+    assert "--precision fp16" in capsys.readouterr().err
+
+
 def test_generate_batch_names_and_resume(model_dir, root, tmp_path, capsys):
     out = tmp_path / "gen"
     args = ["generate", "--model", str(model_dir), "--pairs", str(root / PAIRS_TEST),

@@ -182,7 +182,8 @@ def test_cli_edit_style_and_interpolate_write_the_library_results(model_dir, pip
                  *common]) == 0
     # The files are the library calls with the flags' settings (the saved model = ``pipe``):
     # the parts, the reference's pose, both photos, 1 step, no guidance, seed 1.
-    settings = dict(num_inference_steps=1, guidance_type="none")
+    # The CLI runs at the pipeline's default precision ("auto"); the fixture is fp32.
+    settings = dict(num_inference_steps=1, guidance_type="none", autocast="auto")
     want = style_transfer(pipe, photo(1), ["upper_clothes", "arms"], photo(2), generator=gen(1),
                           reference_pose=pose, **settings)[0]
     with Image.open(tmp_path / "styled.png") as img:

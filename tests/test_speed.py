@@ -39,9 +39,10 @@ def reference(pipe, inputs):
     return run(pipe, inputs), run(pipe, inputs, output_type="pt", keep_square=True)
 
 
-def test_defaults_equal_a_hand_written_loop(pipe, inputs, reference):
-    """Without speed options the pipeline is fp32 and gives the plain diffusers loop's latents
-    (an independent reference, not a second call of the same pipeline)."""
+def test_fp32_equals_a_hand_written_loop(pipe, inputs, reference):
+    """With autocast off (``disable_autocast``) and no other speed option the pipeline is fp32
+    and gives the plain diffusers loop's latents (an independent reference, not a second call
+    of the same pipeline)."""
     assert pipe._autocast is None and not pipe._channels_last
     assert reference[0].dtype == torch.float32
     src, pose, latents = inputs
@@ -51,6 +52,41 @@ def test_defaults_equal_a_hand_written_loop(pipe, inputs, reference):
                                   latents=latents)
     assert rel(reference[0], want) <= 1e-5, rel(reference[0], want)
     assert torch.equal(run(pipe, inputs, autocast=None), reference[0])
+
+
+def test_default_precision_is_mixed_where_the_hardware_has_it(inputs, reference):
+    """A new pipeline runs ``autocast="auto"`` (issue 19): bf16 on a CPU with native bf16, fp16
+    on CUDA, fp32 elsewhere; the call without the argument equals the explicit one, and
+    ``disable_autocast`` gives the fp32 reference back bit for bit."""
+    fresh = make_tiny_pipeline(fp32=False)
+    assert fresh._autocast == speed.DEFAULT_AUTOCAST == "auto"
+    assert speed.resolve_autocast("auto", "cuda") == torch.float16
+    default = run(fresh, inputs)
+    assert torch.equal(default, run(fresh, inputs, autocast="auto"))
+    if speed.cpu_supports_bf16():
+        assert torch.equal(default, run(fresh, inputs, autocast="bf16"))
+        assert 1e-3 < rel(default, reference[0]) <= 1.2e-2  # bf16 really ran, and stays close
+    else:
+        assert torch.equal(default, reference[0])
+    assert torch.equal(run(fresh.disable_autocast(), inputs), reference[0])
+
+
+def test_default_precision_keeps_batch_invariance_within_its_rounding(inputs):
+    """Image k of a batch against image k generated alone (DDIM, η = 0): exact to 1e-5 in fp32;
+    under the default mixed precision within bf16 rounding (measured ≤ 0.004 on [0, 1] images
+    of the tiny preset; gate 0.02)."""
+    from diffusers import DDIMScheduler
+
+    fresh = make_tiny_pipeline(fp32=False)
+    fresh.scheduler = DDIMScheduler.from_config(official_scheduler().config)
+    src, pose, latents = inputs
+    kw = dict(num_inference_steps=2, output_type="pt", keep_square=True)
+    for amp, tol in ((None, 1e-5), ("auto", 2e-2)):
+        both = fresh(src, pose, latents=latents, autocast=amp, **kw).images
+        for k in range(2):
+            one = fresh(src[k:k + 1], pose[k:k + 1], latents=latents[k:k + 1], autocast=amp,
+                        **kw).images
+            assert (both[k:k + 1] - one).abs().max() <= tol, (amp, k)
 
 
 def test_bf16_autocast_close_to_fp32(pipe, inputs, reference):

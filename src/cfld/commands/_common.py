@@ -31,6 +31,26 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                         "written by `cfld convert --pretrained-sd`)")
     p.add_argument("--device", default="auto", type=device_arg,
                    help="auto (cuda, else mps, else cpu), cpu, cuda, cuda:N or mps")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="the networks' precision: auto (the default: bf16 on a CPU with native "
+                        "bf16, fp16 on CUDA, else fp32), fp32 (the authors' numerics), bf16 "
+                        "or fp16 (CUDA only)")
+
+
+#: ``--precision`` choices → the pipeline's ``autocast`` setting (None = fp32).
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def apply_precision(pipe: CFLDPipeline, precision: str = "auto") -> CFLDPipeline:
+    """Set ``pipe``'s precision from ``--precision`` (ValueError, named, e.g. fp16 on a CPU)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "fp32":
+        return pipe.disable_autocast()
+    try:
+        return pipe.enable_autocast(precision)
+    except ValueError as err:
+        raise ValueError(f"--precision {precision}: {err}") from None
 
 
 #: The sampling flags' shared default, in the help (cfld.pipelines.distilled.resolve_sampling).
@@ -98,6 +118,7 @@ def load_sampling(args: argparse.Namespace) -> tuple[CFLDPipeline, dict[str, Any
     check_sampling_args(args)
     pipe = load_pipeline(args.model, args.vae, None, args.device)
     pipe.set_progress_bar_config(disable=True)
+    apply_precision(pipe, getattr(args, "precision", "auto"))
     kwargs = resolve_args(pipe, args).call_kwargs()
     generator = torch.Generator(device=pipe._execution_device).manual_seed(args.seed)
     return pipe, kwargs, generator
@@ -147,6 +168,7 @@ def require_files(**paths: str | None) -> None:
             input_file(path, f"--{flag.replace('_', '-')} file")
 
 
-__all__ = ["add_model_arguments", "add_overwrite_argument", "add_sampling_arguments",
+__all__ = ["PRECISIONS", "add_model_arguments", "add_overwrite_argument",
+           "add_sampling_arguments", "apply_precision",
            "check_sampling_args", "load_sampling", "print_source_notes", "require_files",
            "resolve_args", "step_progress"]

@@ -21,6 +21,9 @@ def run(args: argparse.Namespace) -> int:
     from cfld.app import build_app, launch_app, load_default_pipeline
 
     pipe = load_default_pipeline(args.model, args.vae, args.device)
+    from cfld.commands._common import apply_precision
+
+    apply_precision(pipe, args.precision)
     demo = build_app(pipe, default_steps=args.steps, max_upload_mb=args.max_upload_mb,
                      guidance_type=args.guidance_type)
     if args.host not in ("127.0.0.1", "localhost", "::1"):

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from cfld.checks.numbers import BATCH_SIZE, LIMIT, Number
-from cfld.commands._common import add_sampling_arguments, require_files
+from cfld.commands._common import add_sampling_arguments, apply_precision, require_files
 
 #: ``--threads``: torch CPU threads per process.
 THREADS = Number("threads", integer=True, lo=1, hi=1024, example="1")
@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(1)
     pipe = load_pipeline(args.model, args.vae, None, device)
+    apply_precision(pipe, args.precision)
     common = dict(resolve_args(pipe, args).call_kwargs(), output_size=size,
                   keep_square=args.keep_square)
     if single:

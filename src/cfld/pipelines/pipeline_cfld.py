@@ -6,12 +6,11 @@ branches of a step run in one batched UNet call, nothing is deep-copied per step
 noise is scaled by the scheduler's ``init_noise_sigma`` (correct for Euler-type schedulers),
 and every random draw comes from the caller's ``generator``.
 
-Speed options (all off by default, so the default numerics are the authors'; see
-:mod:`cfld.pipelines.speed` and ``benchmarks/``): ``autocast="bf16"|"fp16"|"auto"`` per call or
-:meth:`CFLDPipeline.enable_autocast`, :meth:`~CFLDPipeline.enable_channels_last`,
-:meth:`~CFLDPipeline.compile_unet`, :meth:`~CFLDPipeline.enable_vae_slicing` /
-:meth:`~CFLDPipeline.enable_vae_tiling`, and :meth:`~CFLDPipeline.attention_report` (every
-attention runs PyTorch SDPA).
+Speed options (:mod:`cfld.pipelines.speed`): mixed precision by default (``autocast="auto"``;
+``None`` or :meth:`CFLDPipeline.disable_autocast`: the authors' fp32 numerics); off by default:
+:meth:`~CFLDPipeline.enable_channels_last`, :meth:`~CFLDPipeline.compile_unet`,
+:meth:`~CFLDPipeline.enable_vae_slicing` / :meth:`~CFLDPipeline.enable_vae_tiling`;
+:meth:`~CFLDPipeline.attention_report` checks that every attention runs PyTorch SDPA.
 """
 
 from __future__ import annotations
@@ -103,8 +102,8 @@ class CFLDPipeline(DiffusionPipeline):
         self.register_modules(model=model, scheduler=scheduler, vae=vae)
         self.register_to_config(output_size=list(output_size) if output_size else None,
                                 sampling_defaults=check_sampling_defaults(sampling_defaults))
-        # Speed options (runtime state, not saved with the pipeline).
-        self._autocast: str | torch.dtype | None = None
+        # Speed options (runtime state, not saved); mixed precision unless disable_autocast().
+        self._autocast: str | torch.dtype | None = speed.DEFAULT_AUTOCAST
         self._channels_last = False
 
     # ------------------------------------------------------------------ speed options
@@ -121,7 +120,7 @@ class CFLDPipeline(DiffusionPipeline):
         return self
 
     def disable_autocast(self) -> CFLDPipeline:
-        """Back to full precision (the default)."""
+        """Full fp32 precision: the numerics that match the authors' code (docs/fidelity.md)."""
         self._autocast = None
         return self
 
@@ -313,9 +312,11 @@ class CFLDPipeline(DiffusionPipeline):
                 return ``{"latents": new_z}`` (used by mask-based editing).
             pose_estimator: Backend for photos given as target pose (default MediaPipe).
             return_dict: Return a :class:`CFLDPipelineOutput` (else a tuple).
-            autocast: Mixed precision for the networks: ``None`` (fp32, the default unless
-                :meth:`enable_autocast` was called), ``"bf16"`` (CPU with AVX-512 bf16/AMX, or
-                GPU), ``"fp16"`` (GPU) or ``"auto"``.  Latents and scheduler stay fp32.
+            autocast: Mixed precision for the networks: ``"auto"`` (the default unless
+                :meth:`disable_autocast` or :meth:`enable_autocast` was called: bf16 on a CPU
+                with native bf16, fp16 on CUDA, else fp32), ``None`` (fp32, the authors'
+                numerics), ``"bf16"`` (CPU with AVX-512 bf16/AMX, or GPU) or ``"fp16"`` (GPU).
+                Latents and scheduler stay fp32.
             guidance_interval: ``(t_lo, t_hi)``: guide only at timesteps t_lo ≤ t ≤ t_hi, else
                 evaluate the full-condition branch alone, unguided (``None``: every step).
             reuse_eps_every: N: a fresh ε every N-th step, reused in between (``None``: off).

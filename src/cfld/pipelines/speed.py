@@ -1,10 +1,13 @@
-"""Speed options of :class:`~cfld.pipelines.CFLDPipeline` (all off by default).
+"""Speed options of :class:`~cfld.pipelines.CFLDPipeline`.
 
-Every option keeps the default numerics untouched unless it is switched on:
+Mixed precision is ON by default (:data:`DEFAULT_AUTOCAST`); every other option is off unless
+switched on:
 
 * :func:`resolve_autocast` / :func:`autocast_context` — mixed precision for the networks
-  (bf16 on CPUs with AVX-512 bf16 or AMX, fp16 on CUDA); the guidance combination, the
-  scheduler update and the latents stay fp32.
+  (bf16 on CPUs with AVX-512 bf16 or AMX, fp16 on CUDA, fp32 elsewhere); the guidance
+  combination, the scheduler update and the latents stay fp32.  ``autocast=None`` (or
+  :meth:`~cfld.pipelines.CFLDPipeline.disable_autocast`) gives the fp32 numerics that match the
+  authors' code (docs/fidelity.md).
 * :func:`attention_processors` / :func:`use_sdpa_everywhere` — check (and fix) that every
   attention runs PyTorch's ``scaled_dot_product_attention``.
 * :func:`to_channels_last` — NHWC weights for the convolution-heavy networks (oneDNN / cuDNN).
@@ -53,6 +56,14 @@ SDPA_PROCESSORS = frozenset({
 #: ``results/bench_fast_quality.json``, which tests/test_benchmarks.py checks this against).
 FAST_SETTING: dict[str, Any] = {"num_inference_steps": 10, "guidance_interval": (100, 700),
                                 "deep_cache_interval": 2, "autocast": "auto"}
+
+
+#: The pipeline's default precision: ``"auto"`` = bf16 on a CPU with native bf16, fp16 on CUDA,
+#: fp32 elsewhere.  bf16 DDPM-50 on the shipped model is within the fp32 DDPM-50 seed spread on
+#: SSIM, silhouette IoU and part-colour error (``results/bench_fast_quality.json``,
+#: ``bf16_default_within_spread``), and it is what makes the default ≥ 2× the authors' loop at
+#: full size on such a CPU (``results/bench_vs_authors.json``).
+DEFAULT_AUTOCAST: str = "auto"
 
 
 # --------------------------------------------------------------------------- autocast

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from cfld.checkpoint import load_state_strict
 from cfld.data.datasets import DeepFashionTrain
 from cfld.models.cfld import CFLDModel
+from cfld.models.resize_positions import resize_position_tables
 from cfld.pipelines.schedulers import OFFICIAL_SCHEDULER_CONFIG, official_scheduler
 from cfld.presets import Preset, get_preset
 from cfld.training.batches import BatchPlan, EpochBatchSampler
@@ -75,7 +76,9 @@ def init_from_model_folder(model: nn.Module, folder: str | os.PathLike) -> None:
     """Copy every weight of a saved CFLD model (strictly) into ``model`` for fine-tuning.
 
     ``folder`` is a model folder (config.json + weights) or a pipeline folder with ``model/``.
-    Weights stored in float16 (the shipped model) are cast to the training model's dtype.
+    Weights stored in float16 (the shipped model) are cast to the training model's dtype.  A
+    model saved for another source size (e.g. ``synthetic`` into ``synthetic_128``) has its
+    size-dependent position tables interpolated (:mod:`cfld.models.resize_positions`).
     """
     path = Path(folder)
     subfolder = "model" if (path / "model_index.json").is_file() else None
@@ -84,7 +87,12 @@ def init_from_model_folder(model: nn.Module, folder: str | os.PathLike) -> None:
                                           torch_dtype=next(model.parameters()).dtype)
     except FileNotFoundError as err:
         raise FileNotFoundError(f"--init-from {folder}: {err}") from None
-    load_state_strict(model, saved.state_dict(), hint=f"--init-from {folder} holds another "
+    state = saved.state_dict()
+    resized = resize_position_tables(state, model)
+    if resized:
+        print(f"--init-from {folder}: interpolated {len(resized)} position tables to this "
+              "preset's source size", flush=True)
+    load_state_strict(model, state, hint=f"--init-from {folder} holds another "
                       "architecture than the preset; use the same --preset and model overrides")
 
 
