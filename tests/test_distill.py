@@ -186,6 +186,14 @@ def test_resume_is_exact(straight, teacher_dir, data_root, tmp_path):
     with pytest.raises(ValueError, match="objective"):
         distill(_config(teacher_dir, data_root, tmp_path / "b", resume="latest",
                         objective="guidance", max_steps=3))
+    with pytest.raises(ValueError, match="ema_decay"):
+        distill(_config(teacher_dir, data_root, tmp_path / "b", resume="latest",
+                        ema_decay=0.5, max_steps=3))
+    # the EMA target (default μ = 0.95) is what step 2 is measured against: the student itself
+    # as target (μ = 0) gives the same first loss and another second one
+    zero = distill(_config(teacher_dir, data_root, tmp_path / "z", ema_decay=0.0, export=False))
+    assert result["losses"][0] == zero["losses"][0] != 0
+    assert result["losses"][1] != zero["losses"][1]
 
 
 def test_distilled_folder_loads_with_its_defaults_and_round_trips(straight, tmp_path):

@@ -26,6 +26,7 @@ from cfld.presets import Preset
 from cfld.training.build import build_optimizer, build_training_data, place_autoencoder
 from cfld.training.distill_config import DistillConfig
 from cfld.training.distill_objective import DistillLoss
+from cfld.training.ema_target import EMATarget
 from cfld.training.loop import _Run, run_phases
 from cfld.training.lr_schedule import build_lr_scheduler
 from cfld.training.state import frozen_fingerprint, list_checkpoints, resolve_resume
@@ -104,6 +105,10 @@ def _setup(config: DistillConfig) -> _Run:
                               config.scale_pose_range, config.scale_app_range, config.loss,
                               config.huber_c)
     loss_module, optimizer = accelerator.prepare(loss_module, optimizer)
+    if config.objective == "lcd" and config.ema_decay > 0:  # θ⁻ on the student's device
+        unwrapped = accelerator.unwrap_model(loss_module)
+        unwrapped.ema = EMATarget(unwrapped.model.unet, config.ema_decay)
+        unwrapped.ema.attach(optimizer)  # updated per step, saved with the optimiser state
     return _Run(
         config=config, plan=plan, preset=preset, accelerator=accelerator, run_dir=run_dir,
         model=accelerator.unwrap_model(loss_module).model, loss_module=loss_module,

@@ -23,7 +23,7 @@ OBJECTIVES = ("lcd", "guidance")
 LOSSES = ("l2", "huber")
 #: Fields that must agree between an interrupted distillation and its resumption.
 RESUME_MUST_MATCH = ("teacher", "data_root", "objective", "solver_steps", "scale_pose_range",
-                     "scale_app_range", "guidance_embedding_dim", "loss", "huber_c",
+                     "scale_app_range", "guidance_embedding_dim", "loss", "huber_c", "ema_decay",
                      "init_student", "batch_size", "total_batch_size",
                      "gradient_accumulation_steps", "seed", "flip_p")
 
@@ -43,6 +43,7 @@ DISTILL_RULES: dict[str, Number] = {
     "guidance_embedding_dim": Number("guidance_embedding_dim", integer=True, lo=4, hi=4096,
                                      example="64"),
     "huber_c": Number("huber_c", lo=0, hi=10, lo_open=True, example="0.001"),
+    "ema_decay": Number("ema_decay", lo=0, hi=0.9999, example="0.95"),
 }
 
 
@@ -67,6 +68,8 @@ class DistillConfig:
         guidance_embedding_dim: Size of the guidance embedding (UNet time_cond_proj_dim).
         loss: ``l2`` or ``huber`` (pseudo-Huber, LCM's choice) on the consistency outputs.
         huber_c: c of the pseudo-Huber loss sqrt(d² + c²) − c.
+        ema_decay: μ of ``lcd``'s target network, an EMA of the student's UNet updated after
+            every optimiser step (LCM: 0.95); 0 = the student itself under stop-gradient.
         init_student: Continue from a distilled folder (e.g. a ``guidance`` run's model/)
             instead of the teacher plus a zero guidance embedding.
         batch_size: Pairs per micro-batch and process (2 UNet samples each); None = 8.
@@ -105,6 +108,7 @@ class DistillConfig:
     guidance_embedding_dim: int = 64
     loss: str = "l2"
     huber_c: float = 0.001
+    ema_decay: float = 0.95
     init_student: str | None = None
     batch_size: int | None = None
     total_batch_size: int | None = None

@@ -9,8 +9,9 @@ guided (paper Eq. 7) sampler.
   teacher's guided prediction takes one DDIM step z_{t_{n+1}} → ẑ_{t_n}; the student's
   consistency output f(z, t) = c_skip(t)·z + c_out(t)·x̂0(z, t) (diffusers' ``LCMScheduler``
   scalings, so training and sampling agree) must be equal at both points.  The target side
-  is the student itself under stop-gradient (μ = 0: Song & Dhariwal 2023, "Improved Techniques
-  for Training Consistency Models", §3.2 — no EMA copy of the network to keep or checkpoint).
+  is an EMA θ⁻ of the student's UNet (``ema``: :class:`~cfld.training.ema_target.EMATarget`,
+  μ = 0.95 as in LCM), or with ``ema_decay`` 0 the student itself under stop-gradient (Song &
+  Dhariwal 2023, §3.2), which drifted and collapsed on our models.
 
 The teacher's guided prediction comes from the pipeline's own guidance code
 (:func:`cfld.pipelines.guidance.branch_conditions` and the guidance type's ``combine``), so
@@ -26,6 +27,7 @@ random bits, so the two are independent and uniform on 4096 levels).
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 import torch
@@ -34,6 +36,7 @@ from torch import Tensor, nn
 from cfld.models.cfld import CFLDConditions, CFLDModel
 from cfld.models.guidance_embedding import guidance_embedding
 from cfld.pipelines.guidance import GuidanceScales, branch_conditions, get_guidance
+from cfld.training.ema_target import EMATarget
 
 
 def split_uniform(u: Tensor) -> tuple[Tensor, Tensor]:
@@ -94,6 +97,7 @@ class DistillLoss(nn.Module):
         self.loss_kind, self.huber_c = loss, float(huber_c)
         self.kind = lcm.config.prediction_type
         self.register_buffer("alphas", lcm.alphas_cumprod.clone().float(), persistent=False)
+        self.ema: EMATarget | None = None  # set by cfld.training.distill after device placement
         self.train()
 
     def train(self, mode: bool = True) -> DistillLoss:
@@ -153,11 +157,12 @@ class DistillLoss(nn.Module):
         if self.objective == "guidance":
             return self.distance(pred, guided)
         s = (t - k).clamp(min=0)
-        with torch.no_grad():
+        target_net = self.ema.in_place_of(self.model) if self.ema else nullcontext(self.model)
+        with torch.no_grad(), target_net as net:
             x0, eps = to_x0_eps(guided, z_t, a_t, self.kind)
             a_s = self.alphas[s].view(-1, 1, 1, 1)
             z_s = a_s.sqrt() * x0 + (1 - a_s).sqrt() * eps  # one DDIM step of the guided teacher
-            target = self.consistency(self.model.predict_noise(z_s, s, cond, embed), z_s, s)
+            target = self.consistency(net.predict_noise(z_s, s, cond, embed), z_s, s)
         return self.distance(self.consistency(pred, z_t, t), target)
 
 
