@@ -234,6 +234,9 @@ LIM, SMP, TRN, SQ = ("bench_limit.json", "bench_sampling.json", "bench_training.
                      "bench_sampler_quality.json")
 
 
+CL = "bench_sampling_channels_last_full.json"
+
+
 def _perf_vs_authors() -> list:
     """The authors'-loop table: 3 alternating repeats at full size (bench_vs_authors.json)."""
     src, bva = "bench_fast_quality.json", "bench_vs_authors.json"
@@ -274,6 +277,11 @@ def _perf_vs_authors() -> list:
               "equality.authors_fused_fp32_vs_ours_fp32", "sci1"),
         Prose(PERF, "{} against the exact attention)", bva,
               "equality.authors_exact_fp32_vs_ours_fp32", "sci1"),
+        Prose(PERF, "either: {} s per bf16 step", CL,
+              "rows[variant=ours_bf16_channels_last].s_per_step", "{:.1f}"),
+        Prose(PERF, "against {} s without them", CL, "rows[variant=ours_bf16].s_per_step",
+              "{:.1f}"),
+        Prose(PERF, "(medians of {} runs of 2 steps,", CL, "rows[variant=ours_bf16].runs"),
         Prose(PERF, "**Fast setting: {}× —", bva, "speedup_fast", "{:.2f}"),
         Prose(PERF, "the ≥ 5× target is {}**", bva, "met.speedup_fast", "met"),
         Prose(PERF, "{} cores of an AMD EPYC CPU", LIM, "machine.cpu_count"),

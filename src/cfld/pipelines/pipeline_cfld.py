@@ -110,9 +110,9 @@ class CFLDPipeline(DiffusionPipeline):
     def enable_autocast(self, dtype: str | torch.dtype = "auto") -> CFLDPipeline:
         """Run the networks under ``torch.autocast`` (bf16 on CPU, fp16 on CUDA; ``auto`` picks).
 
-        Latents, the guidance combination and the scheduler stay fp32.  On a CPU with AVX-512
-        bf16, combine it with :meth:`enable_channels_last` (oneDNN's bf16 convolutions want
-        NHWC): that pair was the fastest setting measured (benchmarks/bench_sampling.py).
+        Latents, the guidance combination and the scheduler stay fp32.  Channels-last
+        (:meth:`enable_channels_last`) did not speed bf16 up at full size on our CPU
+        (``benchmarks/results/bench_sampling_channels_last_full.json``).
         Outputs differ from fp32 by bf16 rounding (≈1e-2 relative on latents after a few steps).
         """
         speed.resolve_autocast(dtype, self._execution_device)  # validate now
