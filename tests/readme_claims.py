@@ -195,17 +195,24 @@ def _shipped() -> list:
 
 
 def _few_step() -> list:
-    """The guidance-distilled student against the teacher's two DDPM-50 seeds (200 pairs)."""
+    """Both distilled students against the teacher's two DDPM-50 seeds (200 test pairs), and
+    the validation figures they were chosen on."""
     cols = [c for c in QUALITY_COLS if c[0] not in ("PSNR", "true ÷ swapped")]  # not shown
     rows = {"teacher, DDPM-50, seed 0": "shipped_model_quality.json",
             "teacher, DDPM-50, seed 1": "shipped_model_quality_seed1.json",
-            **{f"student, {k} step": f"distill/student_guidance300_lcm{k}.json"
-               for k in (1, 2, 4, 8)}}
+            **{f"stage 1 (guidance), {k} step": f"distill/student_guidance300_lcm{k}.json"
+               for k in (1, 2, 4, 8)},
+            **{f"stage 2 (LCD, EMA target), {k} step":
+               f"distill/student_lcd_ema400_lr1e-5_lcm{k}.json" for k in (1, 2, 4, 8)}}
     out = [Cell(FEW, row, col, src, key, fmt) for row, src in rows.items()
            for col, key, fmt in cols]
-    lcm8 = "distill/student_guidance300_lcm8.json"
-    return out + [Prose(FEW, "narrows ({}, LPIPS", lcm8, "model.part_colour_error", "{:.3f}"),
-                  Prose(FEW, "LPIPS {}). The student", lcm8, "model.lpips", "{:.4f}")]
+    val, key, f3 = "appearance/sampled_parts_student_{}_lcm4_people2024.json", \
+        "results.own.model.part_colour_error", "{:.3f}"
+    return out + [
+        Prose(FEW, "part-colour error {} at LR 1e-5", val.format("lcd_ema400_lr1e-5"), key, f3),
+        Prose(FEW, "and {} at LR 2e-5 after 400", val.format("lcd_ema400"), key, f3),
+        Prose(FEW, "and {} when the\nLR 2e-5 run", val.format("lcd_ema1000"), key, f3),
+        Prose(FEW, "the stage-1 student {} at 300", val.format("guidance300"), key, f3)]
 
 
 def _shipped_stage8() -> list:
