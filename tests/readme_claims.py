@@ -462,26 +462,38 @@ def _perf_samplers() -> list:
 
 
 def _scaling() -> list:
-    """Scaling out (bench_scaling.json): speed with 1 and 2 processes, the memory estimate."""
+    """Scaling out (bench_scaling.json, 3 launches each): speed with 1 and 2 processes, what
+    batch invariance costs, the memory estimate."""
     src, out = "bench_scaling.json", []
-    out += [Prose(SCALING, "load average {} at the start", src,
+    out += [Prose(SCALING, "load average {} at the\nstart", src,
                   "machine.load_average_at_start[0]", "{:.1f}"),
-            Prose(SCALING, "at a total batch of {} pairs", src, "settings.total_batch"),
+            Prose(SCALING, "Each configuration was launched {} times", src, "settings.repeats"),
+            Prose(SCALING, "total batch of {} pairs", src, "settings.total_batch"),
             Prose(SCALING, "DDPM with {} steps", src, "settings.gen_steps"),
-            Prose(SCALING, "steps, on {} pairs", src, "settings.pairs")]
+            Prose(SCALING, "steps, on\n{} pairs", src, "settings.pairs"),
+            Prose(SCALING, "(load average {},", "v1/bench_scaling_loaded.json",
+                  "machine.load_average_at_start[0]", "{:.1f}")]
     for label, (procs, threads) in {"1 × 1": (1, 1), "2 × 1": (2, 1), "1 × 2": (1, 2)}.items():
         row = f"rows[processes={procs},threads_per_process={threads}]"
-        out += [Cell(SCALING, label, "training steps/s", src, f"{row}.train.steps_per_s",
-                     "{:.3g}"),
-                Cell(SCALING, label, "generated images/s", src,
-                     f"{row}.generate.images_per_s", "{:.3g}"),
-                Cell(SCALING, label, "pixel values", src,
-                     f"{row}.generate.pixel_values_differing")]
-    two = "rows[processes=2,threads_per_process=1]"
-    out += [Prose(SCALING, "two processes trained {}×", src, f"{two}.train_speedup_vs_first",
+        for col, part, stat in (("training steps/s", "train", "steps_per_s_stats"),
+                                ("generated images/s", "generate", "images_per_s_stats")):
+            out += [Cell(SCALING, label, col, src, f"{row}.{part}.{stat}.{key}", "{:.2f}", i)
+                    for i, key in enumerate(("median", "spread[0]", "spread[1]"))]
+        out.append(Cell(SCALING, label, "pixel values", src,
+                        f"{row}.generate.pixel_values_differing"))
+    two, one2 = "rows[processes=2,threads_per_process=1]", "rows[processes=1,threads_per_process=2]"
+    bi = "batch_invariance."
+    out += [Prose(SCALING, "Two processes trained {}×", src, f"{two}.train_speedup_vs_first",
                   "{:.2f}"),
             Prose(SCALING, "and generated {}× as fast", src, f"{two}.generate_speedup_vs_first",
-                  "{:.2f}")]
+                  "{:.2f}"),
+            Prose(SCALING, "({} against 1.52 steps/s", src, f"{one2}.train.steps_per_s", "{:.2f}"),
+            Prose(SCALING, "(1.36 against {} images/s)", src, f"{two}.generate.images_per_s",
+                  "{:.2f}"),
+            Prose(SCALING, "`--batch-size 4`, {} launches each)", src, "settings.repeats"),
+            Prose(SCALING, "each): {} (", src, f"{bi}batch_invariant.images_per_s", "{:.2f}"),
+            Prose(SCALING, "against\n{} (", src, f"{bi}no_batch_invariant.images_per_s", "{:.2f}"),
+            Prose(SCALING, "without, {}× slower", src, f"{bi}slowdown", "{:.2f}")]
     mem = "memory_per_gpu_at_authors_batch.estimates"
     out += [Prose(SCALING, "checkpointing need {}–", src,
                   f"{mem}.28.fp32_checkpointing.total_gb_low", "{:.0f}"),
