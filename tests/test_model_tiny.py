@@ -47,6 +47,12 @@ PARAMETER_TABLES = {
     "synthetic": {"source_encoder": 360_083, "appearance_encoder": 174_816, "decoder": 183_936,
                   "pose_adapter": 399_936, "uncond_prompt": 512, "unet_total": 9_783_728,
                   "unet_trainable": 9_783_728, "trainable_total": 10_903_011},
+    # synthetic at 128²: larger Swin bias tables (stages 3-4 get 8×8 / 4×4 windows) and H_D's
+    # 4×4 token-position table; everything else is synthetic's
+    "synthetic_128": {"source_encoder": 361_811, "appearance_encoder": 174_816,
+                      "decoder": 185_472, "pose_adapter": 399_936, "uncond_prompt": 512,
+                      "unet_total": 9_783_728, "unet_trainable": 9_783_728,
+                      "trainable_total": 10_906_275},
     "tiny": {"source_encoder": 146_948, "appearance_encoder": 49_884, "decoder": 47_424,
              "pose_adapter": 105_760, "uncond_prompt": 512, "unet_total": 1_837_092,
              "unet_trainable": 24_576, "trainable_total": 375_104},

@@ -18,7 +18,8 @@ SCHEDULER_NAMES: tuple[str, ...] = ("ddim", "ddpm", "dpm", "euler", "euler_a", "
 GUIDANCE_NAMES: tuple[str, ...] = ("down_full", "none", "uc_down_full", "uc_down_updown_cdown",
                                    "uc_down_updown_full", "uc_full", "updown_full")
 #: ``cfld.presets.PRESETS``, sorted.
-PRESET_NAMES: tuple[str, ...] = ("fashion_256", "fashion_512", "market_128", "synthetic", "tiny")
+PRESET_NAMES: tuple[str, ...] = ("fashion_256", "fashion_512", "market_128", "synthetic",
+                                  "synthetic_128", "tiny")
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
