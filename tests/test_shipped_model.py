@@ -89,3 +89,20 @@ def test_demo_writes_grid_and_metrics(tmp_path):
     for key in ("model", "copy_source", "swapped_source"):
         assert set(saved[key]) == {"ssim", "psnr", "silhouette_iou", "part_colour_error"}
     assert (tmp_path / "demo" / "grid.png").stat().st_size > 1000
+
+
+def test_a_copy_of_the_shipped_folder_loads_like_the_shipped_model(tmp_path):
+    """The shipped weights are stored in float16; a copy of the folder given as --model is
+    computed in float32 with the same weights (it used to fail with a dtype error)."""
+    import shutil
+
+    shutil.copytree(shipped_model_dir(), tmp_path / "copy")
+    copy, ref = load_pipeline(str(tmp_path / "copy")), load_pipeline(None)
+    assert copy.model.dtype == torch.float32 == ref.model.dtype
+    assert all(torch.equal(a, b) for a, b in zip(copy.model.state_dict().values(),
+                                                 ref.model.state_dict().values(), strict=True))
+    kw = dict(num_inference_steps=1, output_type="pt", generator=None)
+    source = torch.rand(1, 3, 64, 64) * 2 - 1
+    out = [p(source, "walking", **{**kw, "generator": torch.Generator().manual_seed(0)}).images
+           for p in (copy, ref)]
+    assert torch.equal(out[0], out[1])
