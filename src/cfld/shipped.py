@@ -88,8 +88,6 @@ def load_pipeline(model: str | None = None, vae: str | None = None,
     model), optionally with another VAE and a scheduler by name
     (:data:`cfld.pipelines.schedulers.SCHEDULERS`; None: the folder's own, e.g. a distilled
     folder's ``LCMScheduler``; :func:`cfld.pipelines.distilled.resolve_sampling` picks it)."""
-    import torch
-
     from cfld.checks.device import check_device
     from cfld.pipelines.pipeline_cfld import CFLDPipeline
     from cfld.pipelines.schedulers import make_scheduler
@@ -125,8 +123,6 @@ def load_pipeline(model: str | None = None, vae: str | None = None,
             pipe = CFLDPipeline.from_pretrained(model, **kwargs)
         finally:
             diffusers_logging.enable_progress_bar()
-        if pipe.model.dtype == torch.float16:  # stored in half (e.g. a copy of a shipped
-            pipe.model.float()  # folder): computed in fp32, as the shipped loader does
     if scheduler is not None:
         pipe.scheduler = make_scheduler(scheduler, pipe.scheduler)
     if device is not None:

@@ -182,23 +182,23 @@ class CFLDPipeline(DiffusionPipeline):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike,
                         **kwargs: Any) -> CFLDPipeline:
-        """Load a shipped model by name (``"cfld-synthetic"``), a pipeline folder or hub id.
-
-        A bare model folder (config.json of a CFLDModel, no model_index.json) gets the
-        scheduler from ``scheduler_config.json`` / ``scheduler/`` in it if present (loaded as
-        DDPM, as the authors do whatever class name the file records, fidelity §6.2), else the
-        authors' DDPM configuration; the VAE from ``vae/`` in it or the ``vae=`` argument.
-        """
+        """Load a shipped model by name (``"cfld-synthetic"``), a pipeline folder or hub id, in
+        float32 unless ``torch_dtype`` says otherwise (float16 weights are cast).  A bare model
+        folder (config.json of a CFLDModel, no model_index.json) gets the scheduler from
+        ``scheduler_config.json`` / ``scheduler/`` in it if present (loaded as DDPM, as the
+        authors do whatever class name the file records, fidelity §6.2), else the authors' DDPM
+        configuration; the VAE from ``vae/`` in it or the ``vae=`` argument."""
         from cfld.shipped import load_shipped_pipeline, shipped_name
 
+        dtype = kwargs.pop("torch_dtype", None) or torch.float32
         if name := shipped_name(pretrained_model_name_or_path):
-            return load_shipped_pipeline(kwargs.pop("torch_dtype", None) or torch.float32, name)
+            return load_shipped_pipeline(dtype, name)
         # Every file is checked (and model_index.json's class names against an allow-list)
         # before diffusers imports anything it names; a hub id is fetched first.
         folder = check_pipeline_folder(_resolve_folder(pretrained_model_name_or_path, None))
         if (folder / "model_index.json").is_file():
-            return super().from_pretrained(os.fspath(folder), **kwargs)
-        model = CFLDModel.from_pretrained(folder, torch_dtype=kwargs.pop("torch_dtype", None))
+            return super().from_pretrained(os.fspath(folder), torch_dtype=dtype, **kwargs)
+        model = CFLDModel.from_pretrained(folder, torch_dtype=dtype)
         scheduler = kwargs.pop("scheduler", None) or scheduler_from_folder(folder)
         vae = kwargs.pop("vae", None)
         if vae is None and (folder / "vae" / "config.json").is_file():
