@@ -197,7 +197,7 @@ class CFLDPipeline(DiffusionPipeline):
         # before diffusers imports anything it names; a hub id is fetched first.
         folder = check_pipeline_folder(_resolve_folder(pretrained_model_name_or_path, None))
         if (folder / "model_index.json").is_file():
-            return super().from_pretrained(os.fspath(folder), torch_dtype=dtype, **kwargs)
+            return super().from_pretrained(os.fspath(folder), dtype=dtype, **kwargs)
         model = CFLDModel.from_pretrained(folder, torch_dtype=dtype)
         scheduler = kwargs.pop("scheduler", None) or scheduler_from_folder(folder)
         vae = kwargs.pop("vae", None)
