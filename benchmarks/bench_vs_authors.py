@@ -224,7 +224,8 @@ def variant_specs(low: str | None, fast: dict[str, Any],
                   default_amp: str | None) -> list[dict[str, Any]]:
     """The timed configurations: fp32, and ``low`` (bf16 on a CPU with bf16 instructions, fp16
     on CUDA, None: fp32 only).  Our pipeline at ``low`` runs with no precision argument (its
-    default, ``ours_default``) when the default resolves to ``low`` on this machine."""
+    default, ``ours_default``) when the default resolves to ``low`` on this machine; where the
+    default is fp32, :func:`collect` reports the ``ours_fp32`` run as the default one."""
     precisions = [None, low] if low else [None]
     out = []
     for amp in precisions:
@@ -232,13 +233,11 @@ def variant_specs(low: str | None, fast: dict[str, Any],
         for attn in ("exact", "fused"):
             out.append({"name": f"authors_{attn}_{tag}", "kind": "authors", "attention": attn,
                         "autocast": amp})
-        if amp == default_amp:  # the pipeline's default precision: called without the argument
+        if amp is not None and amp == default_amp:  # the default: called without the argument
             out.append({"name": "ours_default", "kind": "ours", "autocast": amp, "kwargs": {}})
         else:
             out.append({"name": f"ours_{tag}", "kind": "ours", "autocast": amp,
                         "kwargs": {"autocast": amp}})
-    if default_amp is None:  # fp32 is the default here: ours_fp32 is the default run
-        out.append({"name": "ours_default", "kind": "ours", "autocast": None, "kwargs": {}})
     out.append({"name": "ours_fast", "kind": "fast", "autocast": fast.get("autocast"),
                 "kwargs": fast})
     return out
@@ -356,8 +355,10 @@ def collect(specs: list[dict[str, Any]], runs: dict[str, list[dict[str, Any]]],
                "max": max(w for w, _ in v), "cpu_median": common.median([c for _, c in v])}
            for k, v in decode.items() if v}
     rows = {s["name"]: summarise(s["name"], runs[s["name"]],
-                                 dec[low if s["autocast"] else "fp32"], s["kind"])
+                                 dec[low if s["autocast"] and low else "fp32"], s["kind"])
             for s in specs}
+    if "ours_default" not in rows:  # fp32 is the default here: the fp32 run is the default run
+        rows["ours_default"] = {**rows["ours_fp32"], "variant": "ours_default"}
     return {"decode_s": dec, "rows": list(rows.values()),
             "unet_evals_per_image": {"authors": AUTHORS_EVALS,
                                      "default": rows["ours_default"]["unet_evals_per_image"],
